@@ -1,0 +1,114 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ZodType } from 'zod'
+import type { CallContext, Role } from '../context.js'
+import { GatewayError } from '../errors.js'
+import { parseJson, readBody } from './body.js'
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+
+/** What a route handler gets: the raw request/response for streaming, plus parsed pieces. */
+export interface RouteRequest {
+  req: IncomingMessage
+  res: ServerResponse
+  url: URL
+  params: Record<string, string>
+  /** Present unless the route is `auth: 'none'`. */
+  ctx: CallContext
+  /** Raw body, size-limited; read once. */
+  body(): Promise<Buffer>
+  /** JSON body validated by a zod schema; errors name the failing path. */
+  json<T>(schema: ZodType<T>): Promise<T>
+}
+
+/** A JSON reply; handlers that stream write to `res` themselves and return undefined. */
+export interface JsonReply {
+  status?: number
+  body?: unknown
+  headers?: Record<string, string>
+}
+
+export type Handler = (r: RouteRequest) => Promise<JsonReply | undefined>
+
+export interface Route {
+  method: Method
+  /** Path pattern with `{param}` segments, e.g. `/v1/admin/keys/{id}`. */
+  path: string
+  /** `none` for health and metrics; everything else authenticates. */
+  auth: 'none' | 'required'
+  /** Any of these roles may call; absent means any authenticated principal. */
+  roles?: Role[]
+  /** Short description for docs and the isolation matrix. */
+  summary: string
+  handler: Handler
+}
+
+interface Compiled extends Route {
+  re: RegExp
+  names: string[]
+}
+
+export interface Match {
+  route: Route
+  params: Record<string, string>
+}
+
+/** A tiny exact-segment router; the route table itself is data that tests iterate. */
+export class Router {
+  private readonly compiled: Compiled[] = []
+
+  constructor(readonly routes: readonly Route[]) {
+    for (const r of routes) {
+      const names: string[] = []
+      const src = r.path.replace(/\{([a-zA-Z_]+)\}/g, (_m, n: string) => {
+        names.push(n)
+        return '([^/]+)'
+      })
+      this.compiled.push({ ...r, re: new RegExp(`^${src}$`), names })
+    }
+  }
+
+  /** undefined: no such path; 'method': path exists with other methods. */
+  match(method: string, pathname: string): Match | 'method' | undefined {
+    let pathMatched = false
+    for (const c of this.compiled) {
+      const m = c.re.exec(pathname)
+      if (!m) continue
+      pathMatched = true
+      if (c.method !== method) continue
+      const params: Record<string, string> = {}
+      c.names.forEach((n, i) => {
+        params[n] = decodeURIComponent(m[i + 1]!)
+      })
+      return { route: c, params }
+    }
+    return pathMatched ? 'method' : undefined
+  }
+}
+
+export function makeRouteRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  params: Record<string, string>,
+  ctx: CallContext,
+  maxBodyBytes: number,
+): RouteRequest {
+  let cached: Promise<Buffer> | undefined
+  const body = () => (cached ??= readBody(req, maxBodyBytes))
+  return {
+    req,
+    res,
+    url,
+    params,
+    ctx,
+    body,
+    async json<T>(schema: ZodType<T>) {
+      const parsed = schema.safeParse(parseJson(await body()))
+      if (!parsed.success) {
+        const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`)
+        throw new GatewayError('bad_request', `invalid request body: ${problems.join('; ')}`, { details: parsed.error.issues })
+      }
+      return parsed.data
+    },
+  }
+}

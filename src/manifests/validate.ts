@@ -1,0 +1,128 @@
+import type { CallContext } from '../context.js'
+import type { ResourceInput, ResourceKind, ResourceRecord } from '../store/types.js'
+import { resolveFrom, type ManifestIssue, type ManifestSource } from './parse.js'
+import {
+  EnvelopeSchema,
+  LATER_KINDS,
+  SPEC_SCHEMAS,
+  SUPPORTED_KINDS,
+  type ConnectorSpec,
+  type ServerSpec,
+} from './schema.js'
+
+type IssuePath = readonly PropertyKey[]
+const joinPath = (p: IssuePath): string => p.map((s) => (typeof s === 'number' ? `[${s}]` : String(s))).join('.').replace(/\.\[/g, '[')
+
+export interface ValidationResult {
+  resources: ResourceInput[]
+  issues: ManifestIssue[]
+}
+
+/**
+ * Validates a whole batch: each document's shape, the caller's right to write its tenant,
+ * duplicates within the batch, and references between documents (a Server's connectors must
+ * exist in the batch or the store). Nothing is written here.
+ */
+export function validateManifests(
+  ctx: CallContext,
+  sources: ManifestSource[],
+  existing: ResourceRecord[],
+): ValidationResult {
+  const issues: ManifestIssue[] = []
+  const resources: ResourceInput[] = []
+  const seen = new Map<string, string>()
+  const add = (document: string, path: IssuePath, message: string) => issues.push({ document, path: joinPath(path), message })
+
+  for (const src of sources) {
+    const env = EnvelopeSchema.safeParse(src.doc)
+    if (!env.success) {
+      for (const i of env.error.issues) add(src.origin, i.path, i.message)
+      continue
+    }
+    const { kind, metadata } = env.data
+    if ((LATER_KINDS as readonly string[]).includes(kind)) {
+      add(src.origin, ['kind'], `kind ${kind} is not supported yet by this gateway version`)
+      continue
+    }
+    if (!(SUPPORTED_KINDS as readonly string[]).includes(kind)) {
+      add(src.origin, ['kind'], `unknown kind ${kind}; expected one of ${[...SUPPORTED_KINDS, ...LATER_KINDS].join(', ')}`)
+      continue
+    }
+    const tenant = kind === 'Tenant' ? metadata.name : (metadata.tenant ?? ctx.tenant)
+    if (kind === 'Tenant' && metadata.tenant !== undefined) add(src.origin, ['metadata', 'tenant'], 'a Tenant has no tenant')
+    if (kind === 'Tenant' && !ctx.operator) add(src.origin, ['kind'], 'creating tenants needs an operator key')
+    if (tenant !== ctx.tenant && !ctx.operator) {
+      add(src.origin, ['metadata', 'tenant'], `this key may only apply to tenant ${ctx.tenant}`)
+    }
+    const schema = SPEC_SCHEMAS[kind as keyof typeof SPEC_SCHEMAS]
+    const parsed = schema.safeParse(src.doc && (src.doc as { spec?: unknown }).spec)
+    if (!parsed.success) {
+      for (const i of parsed.error.issues) add(src.origin, ['spec', ...i.path], i.message)
+      continue
+    }
+    const key = `${kind}/${tenant}/${metadata.name}`
+    const dup = seen.get(key)
+    if (dup) add(src.origin, ['metadata', 'name'], `duplicate of ${dup}`)
+    seen.set(key, src.origin)
+    let spec: unknown = parsed.data
+    if (kind === 'Connector') spec = withResolvedPaths(parsed.data as ConnectorSpec, src.baseDir)
+    resources.push({ kind: kind as ResourceKind, tenant, name: metadata.name, spec })
+  }
+  checkReferences(sources, resources, existing, issues)
+  checkToolNameLength(sources, resources, issues)
+  return { resources, issues }
+}
+
+/** A stdio connector's cwd (default: the manifest's directory) resolves against the manifest file. */
+function withResolvedPaths(spec: ConnectorSpec, baseDir: string | undefined): ConnectorSpec {
+  if (spec.transport !== 'stdio' || !baseDir) return spec
+  return { ...spec, cwd: resolveFrom(baseDir, spec.cwd ?? '.') }
+}
+
+function checkReferences(
+  sources: ManifestSource[],
+  resources: ResourceInput[],
+  existing: ResourceRecord[],
+  issues: ManifestIssue[],
+): void {
+  const connectors = new Set<string>()
+  for (const r of [...existing, ...resources]) if (r.kind === 'Connector') connectors.add(`${r.tenant}/${r.name}`)
+  resources.forEach((r) => {
+    if (r.kind !== 'Server') return
+    const origin = originOf(sources, resources, r)
+    ;(r.spec as ServerSpec).connectors.forEach((c, i) => {
+      const name = typeof c === 'string' ? c : c.name
+      if (!connectors.has(`${r.tenant}/${name}`)) {
+        issues.push({
+          document: origin,
+          path: `spec.connectors[${i}]`,
+          message: `connector ${name} does not exist in tenant ${r.tenant}`,
+        })
+      }
+    })
+  })
+}
+
+/** `{prefix}__{tool}` must fit in 64 characters; the prefix alone may not use it all. */
+function checkToolNameLength(sources: ManifestSource[], resources: ResourceInput[], issues: ManifestIssue[]): void {
+  for (const r of resources) {
+    if (r.kind !== 'Connector') continue
+    const prefix = (r.spec as ConnectorSpec).prefix ?? r.name
+    if (prefix.length > 40) {
+      issues.push({
+        document: originOf(sources, resources, r),
+        path: 'spec.prefix',
+        message: `prefix "${prefix}" is too long: exposed names {prefix}__{tool} must stay within 64 characters`,
+      })
+    }
+  }
+}
+
+function originOf(sources: ManifestSource[], resources: ResourceInput[], r: ResourceInput): string {
+  // Resources keep the order of the valid sources; find the source by name/kind.
+  const src = sources.find((s) => {
+    const d = s.doc as { kind?: string; metadata?: { name?: string } }
+    return d?.kind === r.kind && d?.metadata?.name === r.name
+  })
+  return src?.origin ?? `${r.kind}/${r.name}`
+}

@@ -1,0 +1,52 @@
+import Database from 'better-sqlite3'
+import type { Store } from '../types.js'
+import { MIGRATIONS } from './migrations.js'
+import { SqliteTenants } from './tenants.js'
+import { SqliteKeys } from './keys.js'
+import { SqliteResources } from './resources.js'
+import { SqliteAudit, SqliteSpans } from './telemetry.js'
+
+export interface SqliteStoreOptions {
+  /** File path, or ':memory:' for tests. */
+  path: string
+  /** Milliseconds to wait on a locked database before failing (another process writing). */
+  busyTimeoutMs?: number
+}
+
+/** Applies pending migrations in one transaction each; safe to call on every start. */
+export function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)')
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }
+  const current = row.v ?? 0
+  for (const m of MIGRATIONS) {
+    if (m.version <= current) continue
+    db.transaction(() => {
+      db.exec(m.sql)
+      db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString())
+    })()
+  }
+}
+
+/** The embedded default store: one SQLite file in WAL mode. */
+export function openSqliteStore({ path, busyTimeoutMs = 5000 }: SqliteStoreOptions): Store {
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.pragma('foreign_keys = ON')
+  db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`)
+  migrate(db)
+  return {
+    kind: 'sqlite',
+    tenants: new SqliteTenants(db),
+    keys: new SqliteKeys(db),
+    resources: new SqliteResources(db),
+    audit: new SqliteAudit(db),
+    spans: new SqliteSpans(db),
+    async ping() {
+      db.prepare('SELECT 1').get()
+    },
+    async close() {
+      if (db.open) db.close()
+    },
+  }
+}

@@ -1,0 +1,171 @@
+import type Database from 'better-sqlite3'
+import type { CallContext } from '../../context.js'
+import type { AuditEvent, AuditQuery, AuditStore, SpanRecord, SpanStore } from '../types.js'
+import { decodeCursor, encodeCursor } from '../scope.js'
+
+interface AuditRow {
+  seq: number
+  id: string
+  tenant: string
+  at: string
+  principal: string
+  principal_kind: string
+  action: string
+  target: string | null
+  outcome: string
+  error_code: string | null
+  args_hash: string | null
+  latency_ms: number | null
+  request_id: string | null
+  trace_id: string | null
+}
+
+function toEvent(r: AuditRow): AuditEvent {
+  const e: AuditEvent = {
+    id: r.id,
+    tenant: r.tenant,
+    at: r.at,
+    principal: r.principal,
+    principalKind: r.principal_kind,
+    action: r.action,
+    outcome: r.outcome as AuditEvent['outcome'],
+  }
+  if (r.target !== null) e.target = r.target
+  if (r.error_code !== null) e.errorCode = r.error_code
+  if (r.args_hash !== null) e.argsHash = r.args_hash
+  if (r.latency_ms !== null) e.latencyMs = r.latency_ms
+  if (r.request_id !== null) e.requestId = r.request_id
+  if (r.trace_id !== null) e.traceId = r.trace_id
+  return e
+}
+
+export class SqliteAudit implements AuditStore {
+  private readonly insert: Database.Statement
+  private readonly insertMany: (events: AuditEvent[]) => void
+
+  constructor(private readonly db: Database.Database) {
+    this.insert = db.prepare(
+      `INSERT OR IGNORE INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
+         error_code, args_hash, latency_ms, request_id, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    this.insertMany = db.transaction((events: AuditEvent[]) => {
+      for (const e of events) {
+        this.insert.run(
+          e.id,
+          e.tenant,
+          e.at,
+          e.principal,
+          e.principalKind,
+          e.action,
+          e.target ?? null,
+          e.outcome,
+          e.errorCode ?? null,
+          e.argsHash ?? null,
+          e.latencyMs ?? null,
+          e.requestId ?? null,
+          e.traceId ?? null,
+        )
+      }
+    })
+  }
+
+  async append(events: AuditEvent[]): Promise<void> {
+    if (events.length) this.insertMany(events)
+  }
+
+  async list(ctx: CallContext, query: AuditQuery = {}): Promise<{ items: AuditEvent[]; next?: string }> {
+    const limit = Math.min(Math.max(query.limit ?? 100, 1), 1000)
+    const where = ['tenant = ?']
+    const args: (string | number)[] = [ctx.tenant]
+    if (query.before) {
+      const [seq] = decodeCursor(query.before)
+      where.push('seq < ?')
+      args.push(Number(seq))
+    }
+    if (query.action) {
+      where.push('action = ?')
+      args.push(query.action)
+    }
+    if (query.principal) {
+      where.push('principal = ?')
+      args.push(query.principal)
+    }
+    const rows = this.db
+      .prepare(`SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`)
+      .all(...args, limit + 1) as AuditRow[]
+    const page = rows.slice(0, limit)
+    const last = page[page.length - 1]
+    return { items: page.map(toEvent), ...(rows.length > limit && last ? { next: encodeCursor([last.seq]) } : {}) }
+  }
+}
+
+interface SpanRow {
+  trace_id: string
+  span_id: string
+  parent_span_id: string | null
+  tenant: string
+  name: string
+  kind: string
+  start_ms: number
+  duration_ms: number
+  status: string
+  attributes: string
+}
+
+const toSpan = (r: SpanRow): SpanRecord => ({
+  traceId: r.trace_id,
+  spanId: r.span_id,
+  ...(r.parent_span_id ? { parentSpanId: r.parent_span_id } : {}),
+  tenant: r.tenant,
+  name: r.name,
+  kind: r.kind,
+  startMs: r.start_ms,
+  durationMs: r.duration_ms,
+  status: r.status as SpanRecord['status'],
+  attributes: JSON.parse(r.attributes) as SpanRecord['attributes'],
+})
+
+export class SqliteSpans implements SpanStore {
+  private readonly insertMany: (spans: SpanRecord[]) => void
+
+  constructor(private readonly db: Database.Database) {
+    const insert = db.prepare(
+      `INSERT INTO spans (trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms, status, attributes)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    this.insertMany = db.transaction((spans: SpanRecord[]) => {
+      for (const s of spans) {
+        insert.run(
+          s.traceId,
+          s.spanId,
+          s.parentSpanId ?? null,
+          s.tenant,
+          s.name,
+          s.kind,
+          s.startMs,
+          s.durationMs,
+          s.status,
+          JSON.stringify(s.attributes),
+        )
+      }
+    })
+  }
+
+  async append(spans: SpanRecord[]): Promise<void> {
+    if (spans.length) this.insertMany(spans)
+  }
+
+  async listTrace(ctx: CallContext, traceId: string): Promise<SpanRecord[]> {
+    const rows = this.db
+      .prepare('SELECT * FROM spans WHERE tenant = ? AND trace_id = ? ORDER BY start_ms, seq')
+      .all(ctx.tenant, traceId) as SpanRow[]
+    return rows.map(toSpan)
+  }
+
+  async recent(ctx: CallContext, limit = 100): Promise<SpanRecord[]> {
+    const rows = this.db
+      .prepare('SELECT * FROM spans WHERE tenant = ? ORDER BY seq DESC LIMIT ?')
+      .all(ctx.tenant, Math.min(Math.max(limit, 1), 1000)) as SpanRow[]
+    return rows.map(toSpan)
+  }
+}

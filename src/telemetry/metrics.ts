@@ -1,0 +1,39 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics, Gauge } from 'prom-client'
+
+/** Prometheus metrics of one gateway instance, on its own registry (no global state). */
+export class Metrics {
+  readonly registry = new Registry()
+  readonly toolCalls: Counter<'connector' | 'tool' | 'outcome'>
+  readonly toolLatency: Histogram<'connector' | 'tool'>
+  readonly httpRequests: Counter<'route' | 'status'>
+  readonly upstreamUp: Gauge<'connector' | 'tenant'>
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' })
+    this.toolCalls = new Counter({
+      name: 'gatehouse_tool_calls_total',
+      help: 'Tool calls through the pipeline, by connector, tool and outcome',
+      labelNames: ['connector', 'tool', 'outcome'],
+      registers: [this.registry],
+    })
+    this.toolLatency = new Histogram({
+      name: 'gatehouse_tool_call_duration_seconds',
+      help: 'Tool call latency through the pipeline',
+      labelNames: ['connector', 'tool'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [this.registry],
+    })
+    this.httpRequests = new Counter({
+      name: 'gatehouse_http_requests_total',
+      help: 'HTTP requests by route and status',
+      labelNames: ['route', 'status'],
+      registers: [this.registry],
+    })
+    this.upstreamUp = new Gauge({
+      name: 'gatehouse_upstream_up',
+      help: '1 when the upstream connector is connected',
+      labelNames: ['connector', 'tenant'],
+      registers: [this.registry],
+    })
+  }
+}

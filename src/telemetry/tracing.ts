@@ -1,0 +1,122 @@
+import { context as otelContext, propagation, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
+import { W3CTraceContextPropagator } from '@opentelemetry/core'
+import {
+  BasicTracerProvider,
+  type ReadableSpan,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base'
+import type { Logger } from '../log.js'
+import type { SpanRecord, SpanStore } from '../store/types.js'
+
+export const TENANT_ATTR = 'gatehouse.tenant'
+const propagator = new W3CTraceContextPropagator()
+
+const hrToMs = (t: [number, number]): number => t[0] * 1000 + t[1] / 1e6
+
+/** Batches finished spans into the SpanStore (the console's trace view reads them from there). */
+class StoreSpanProcessor implements SpanProcessor {
+  private queue: SpanRecord[] = []
+  private readonly timer: NodeJS.Timeout
+
+  constructor(
+    private readonly store: SpanStore,
+    private readonly logger: Logger,
+    flushMs: number,
+  ) {
+    this.timer = setInterval(() => void this.forceFlush(), flushMs)
+    this.timer.unref()
+  }
+
+  onStart(): void {}
+
+  onEnd(span: ReadableSpan): void {
+    const attributes: SpanRecord['attributes'] = {}
+    for (const [k, v] of Object.entries(span.attributes)) {
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') attributes[k] = v
+    }
+    const parent = span.parentSpanContext?.spanId
+    this.queue.push({
+      traceId: span.spanContext().traceId,
+      spanId: span.spanContext().spanId,
+      ...(parent ? { parentSpanId: parent } : {}),
+      tenant: String(span.attributes[TENANT_ATTR] ?? 'default'),
+      name: span.name,
+      kind: String(span.kind),
+      startMs: hrToMs(span.startTime),
+      durationMs: hrToMs(span.duration),
+      status: span.status.code === 2 ? 'error' : 'ok',
+      attributes,
+    })
+    if (this.queue.length >= 1000) void this.forceFlush()
+  }
+
+  async forceFlush(): Promise<void> {
+    if (!this.queue.length) return
+    const batch = this.queue
+    this.queue = []
+    try {
+      await this.store.append(batch)
+    } catch (err) {
+      this.logger.error({ err, spans: batch.length }, 'span write failed; spans dropped')
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    clearInterval(this.timer)
+    await this.forceFlush()
+  }
+}
+
+export interface TelemetryOptions {
+  spans: SpanStore
+  logger: Logger
+  flushMs?: number
+  /** Extra processors, e.g. an OTLP exporter's BatchSpanProcessor. */
+  processors?: SpanProcessor[]
+}
+
+/** One tracer per gateway instance (no global provider), plus W3C trace-context helpers. */
+export class Telemetry {
+  readonly tracer: Tracer
+  private readonly provider: BasicTracerProvider
+
+  constructor({ spans, logger, flushMs = 500, processors = [] }: TelemetryOptions) {
+    this.provider = new BasicTracerProvider({
+      spanProcessors: [new StoreSpanProcessor(spans, logger, flushMs), ...processors],
+    })
+    this.tracer = this.provider.getTracer('gatehouse')
+  }
+
+  /** The parent context carried by an incoming `traceparent` header, if any. */
+  extract(traceparent?: string, tracestate?: string): Context {
+    if (!traceparent) return otelContext.active()
+    const carrier: Record<string, string> = { traceparent }
+    if (tracestate) carrier.tracestate = tracestate
+    return propagator.extract(otelContext.active(), carrier, {
+      get: (c, k) => c[k],
+      keys: (c) => Object.keys(c),
+    })
+  }
+
+  /** Headers that carry `span` to an upstream (W3C traceparent / tracestate). */
+  inject(span: Span): Record<string, string> {
+    const carrier: Record<string, string> = {}
+    propagator.inject(trace.setSpan(otelContext.active(), span), carrier, {
+      set: (c, k, v) => {
+        c[k] = v
+      },
+    })
+    return carrier
+  }
+
+  async flush(): Promise<void> {
+    await this.provider.forceFlush()
+  }
+
+  async close(): Promise<void> {
+    await this.provider.shutdown()
+  }
+}
+
+// Re-exported so callers need not import the API package for the common case.
+export { propagation }
