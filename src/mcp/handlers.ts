@@ -1,0 +1,181 @@
+import { ProtocolError, ProtocolErrorCode, Server, type ServerContext } from '@modelcontextprotocol/server'
+import type { CallContext } from '../context.js'
+import { GatewayError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { ToolCall } from '../pipeline/types.js'
+import type { Registry } from '../registry.js'
+import type { UpstreamConnection } from '../upstream/connection.js'
+import { UpstreamRpcError, type CallHooks, type JsonObject } from '../upstream/rpc.js'
+import { ResourceRouter } from './resources.js'
+
+export const GATEWAY_INFO = { name: 'gatehouse', version: '0.1.0' }
+
+/** Where one MCP endpoint looks: a tenant, and optionally one virtual server. */
+export interface Scope {
+  tenant: string
+  server?: string
+}
+
+export interface HandlerDeps {
+  registry: Registry
+  logger: Logger
+  /** The composed tool-call pipeline. */
+  callTool(call: ToolCall): Promise<JsonObject>
+  /** Resource subscriptions of a 2025 session, for resources/updated fan-out. */
+  subscriptions?: { add(uri: string): void; remove(uri: string): void }
+}
+
+/** The CallContext our HTTP layer authenticated, carried through the SDK as authInfo.extra. */
+export function callContextOf(ctx: ServerContext): CallContext {
+  const c = (ctx.http?.authInfo?.extra as { callContext?: CallContext } | undefined)?.callContext
+  if (!c) throw new ProtocolError(ProtocolErrorCode.InternalError, 'request reached MCP handlers without authentication')
+  return c
+}
+
+/** Keys of `_meta` the gateway owns (progress) or that describe the downstream hop only. */
+const RESERVED_META = /^(progressToken$|io\.modelcontextprotocol\/)/
+
+function relayMeta(meta: Record<string, unknown> | undefined): JsonObject | undefined {
+  if (!meta) return undefined
+  const out: JsonObject = {}
+  for (const [k, v] of Object.entries(meta)) if (!RESERVED_META.test(k)) out[k] = v
+  return Object.keys(out).length ? out : undefined
+}
+
+/** Upstream progress, logs and server→client requests, relayed to this caller. */
+function relayHooks(ctx: ServerContext, modern: boolean): CallHooks {
+  const token = ctx.mcpReq._meta?.progressToken
+  return {
+    ...(token !== undefined
+      ? {
+          onProgress: (p: JsonObject) =>
+            void ctx.mcpReq.notify({ method: 'notifications/progress', params: { ...p, progressToken: token } }).catch(() => {}),
+        }
+      : {}),
+    onNotification: (method, params) => void ctx.mcpReq.notify({ method, ...(params ? { params } : {}) } as never).catch(() => {}),
+    onRequest: async (method, params) => {
+      if (modern) {
+        throw new UpstreamRpcError(-32601, `relaying ${method} from a 2025-era upstream to a 2026-era client is not supported yet`)
+      }
+      return ctx.mcpReq.send({ method, ...(params ? { params } : {}) } as never, { signal: ctx.mcpReq.signal })
+    },
+  }
+}
+
+function toolError(text: string): JsonObject {
+  return { content: [{ type: 'text', text }], isError: true }
+}
+
+/** Maps a failure to what an MCP client should see: protocol errors stay errors, faults become tool errors. */
+function callFailure(err: unknown, exposed: string): JsonObject {
+  if (err instanceof UpstreamRpcError) throw new ProtocolError(err.code, err.message, err.data)
+  if (err instanceof GatewayError) {
+    if (err.code === 'not_found') throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${exposed}`)
+    if (err.code === 'internal') throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error')
+    return toolError(err.message)
+  }
+  throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error')
+}
+
+/**
+ * One low-level SDK Server for a scope, with the gateway's handlers. Built once per 2025 session,
+ * and per request (cheap: a few µs) for the stateless 2026 era.
+ */
+export function buildServer(deps: HandlerDeps, scope: Scope): Server {
+  const server = new Server(GATEWAY_INFO, {
+    capabilities: {
+      tools: { listChanged: true },
+      resources: { subscribe: true, listChanged: true },
+      prompts: { listChanged: true },
+      logging: {},
+      completions: {},
+    },
+    instructions: `Gatehouse gateway${scope.server ? ` (server ${scope.server})` : ''}: tools are named {connector}__{tool}.`,
+  })
+  const { registry } = deps
+  const resources = new ResourceRouter(registry, scope)
+
+  server.setRequestHandler('tools/list', async () => {
+    const idx = await registry.toolIndex(scope.tenant, scope.server)
+    return { tools: [...idx.tools.values()].map((t) => t.def) as never }
+  })
+
+  server.setRequestHandler('tools/call', async (req, ctx) => {
+    const callContext = callContextOf(ctx)
+    const exposed = req.params.name
+    const tool = (await registry.toolIndex(scope.tenant, scope.server)).tools.get(exposed)
+    if (!tool) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${exposed}`)
+    const extra: JsonObject = {}
+    const meta = relayMeta(req.params._meta as Record<string, unknown> | undefined)
+    if (meta) extra._meta = meta
+    if (ctx.mcpReq.inputResponses) extra.inputResponses = ctx.mcpReq.inputResponses
+    const state = ctx.mcpReq.requestState()
+    if (state !== undefined) extra.requestState = state
+    try {
+      return (await deps.callTool({
+        ctx: callContext,
+        tool,
+        args: (req.params.arguments ?? {}) as JsonObject,
+        extra,
+        relay: relayHooks(ctx, ctx.mcpReq.envelope !== undefined),
+        signal: ctx.mcpReq.signal,
+        headers: {},
+      })) as never
+    } catch (err) {
+      return callFailure(err, exposed) as never
+    }
+  })
+
+  server.setRequestHandler('resources/list', async () => ({ resources: (await resources.list()) as never }))
+  server.setRequestHandler('resources/templates/list', async () => ({ resourceTemplates: (await resources.templates()) as never }))
+  server.setRequestHandler('resources/read', async (req, ctx) =>
+    forward(await resources.route(req.params.uri), 'resources/read', req.params, ctx),
+  )
+  server.setRequestHandler('resources/subscribe', async (req, ctx) => {
+    const conn = await resources.route(req.params.uri)
+    if (conn.capabilities?.resources && (conn.capabilities.resources as JsonObject).subscribe) await forward(conn, 'resources/subscribe', req.params, ctx)
+    deps.subscriptions?.add(req.params.uri)
+    return {}
+  })
+  server.setRequestHandler('resources/unsubscribe', async (req, ctx) => {
+    const conn = await resources.route(req.params.uri)
+    if (conn.capabilities?.resources && (conn.capabilities.resources as JsonObject).subscribe) await forward(conn, 'resources/unsubscribe', req.params, ctx)
+    deps.subscriptions?.remove(req.params.uri)
+    return {}
+  })
+
+  server.setRequestHandler('prompts/list', async () => {
+    const { prompts } = await registry.prompts(scope.tenant, scope.server)
+    return { prompts: [...prompts.values()].map((p) => p.def) as never }
+  })
+  server.setRequestHandler('prompts/get', async (req, ctx) => {
+    const p = (await registry.prompts(scope.tenant, scope.server)).prompts.get(req.params.name)
+    if (!p) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown prompt: ${req.params.name}`)
+    return forward(p.connection, 'prompts/get', { ...req.params, name: p.name }, ctx)
+  })
+
+  server.setRequestHandler('completion/complete', async (req, ctx) => {
+    const ref = req.params.ref as { type: string; name?: string; uri?: string }
+    if (ref.type === 'ref/prompt') {
+      const p = (await registry.prompts(scope.tenant, scope.server)).prompts.get(String(ref.name))
+      if (!p) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown prompt: ${ref.name}`)
+      return forward(p.connection, 'completion/complete', { ...req.params, ref: { ...ref, name: p.name } }, ctx)
+    }
+    return forward(await resources.route(String(ref.uri)), 'completion/complete', req.params, ctx)
+  })
+
+  return server
+}
+
+/** Relays a request to one upstream as-is, mapping its errors to protocol errors. */
+async function forward(conn: UpstreamConnection, method: string, params: unknown, ctx: ServerContext): Promise<never> {
+  try {
+    return (await conn.request(method, params as JsonObject, {
+      hooks: relayHooks(ctx, ctx.mcpReq.envelope !== undefined),
+      signal: ctx.mcpReq.signal,
+    })) as never
+  } catch (err) {
+    if (err instanceof UpstreamRpcError) throw new ProtocolError(err.code, err.message, err.data)
+    throw new ProtocolError(ProtocolErrorCode.InternalError, `connector ${conn.name} is unavailable: ${(err as Error).message}`)
+  }
+}

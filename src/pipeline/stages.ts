@@ -1,0 +1,146 @@
+import { createHash, randomUUID } from 'node:crypto'
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import { GatewayError, toGatewayError } from '../errors.js'
+import type { AuditWriter } from '../telemetry/audit.js'
+import type { Metrics } from '../telemetry/metrics.js'
+import { TENANT_ATTR, type Telemetry } from '../telemetry/tracing.js'
+import { UpstreamRpcError, UpstreamUnavailableError, type JsonObject } from '../upstream/rpc.js'
+import type { Stage, ToolCall } from './types.js'
+
+/** Canonical JSON (sorted keys) so equal arguments hash equally, whatever their key order. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null'
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`
+  const o = v as Record<string, unknown>
+  return `{${Object.keys(o)
+    .sort()
+    .filter((k) => o[k] !== undefined)
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+    .join(',')}}`
+}
+
+export function argsHash(args: unknown): string {
+  return createHash('sha256').update(canonicalJson(args)).digest('hex')
+}
+
+/**
+ * Trace, metrics and audit around everything after it. The span is a child of the caller's
+ * traceparent and is propagated upstream; the audit row names tenant, principal, tool, an
+ * argument hash (never the arguments), outcome and latency.
+ */
+export function observeStage({ telemetry, metrics, audit }: { telemetry: Telemetry; metrics: Metrics; audit: AuditWriter }): Stage {
+  return async (call, next) => {
+    const { ctx, tool } = call
+    const started = performance.now()
+    const parent = telemetry.extract(ctx.trace.traceparent, ctx.trace.tracestate)
+    const span = telemetry.tracer.startSpan(
+      `tools/call ${tool.exposed}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          [TENANT_ATTR]: ctx.tenant,
+          'gatehouse.principal': ctx.principal.id,
+          'gatehouse.connector': tool.connection.name,
+          'mcp.tool.name': tool.name,
+          'mcp.method.name': 'tools/call',
+        },
+      },
+      parent,
+    )
+    call.span = span
+    Object.assign(call.headers, telemetry.inject(span))
+    let outcome: 'ok' | 'error' | 'denied' = 'ok'
+    let errorCode: string | undefined
+    try {
+      const result = await next()
+      if (result.isError === true) {
+        outcome = 'error'
+        errorCode = 'tool_error'
+      }
+      return result
+    } catch (err) {
+      const ge = toGatewayError(err)
+      outcome = ge.code === 'forbidden' ? 'denied' : 'error'
+      errorCode = ge.code
+      span.recordException(ge)
+      throw err
+    } finally {
+      const ms = performance.now() - started
+      span.setStatus(outcome === 'ok' ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: errorCode })
+      span.end()
+      metrics.toolCalls.inc({ connector: tool.connection.name, tool: tool.name, outcome })
+      metrics.toolLatency.observe({ connector: tool.connection.name, tool: tool.name }, ms / 1000)
+      void audit.write({
+        id: randomUUID(),
+        tenant: ctx.tenant,
+        at: new Date().toISOString(),
+        principal: ctx.principal.id,
+        principalKind: ctx.principal.kind,
+        action: 'tool.call',
+        target: `${tool.connection.name}/${tool.name}`,
+        outcome,
+        ...(errorCode ? { errorCode } : {}),
+        argsHash: argsHash(call.args),
+        latencyMs: Math.round(ms * 1000) / 1000,
+        requestId: ctx.requestId,
+        traceId: span.spanContext().traceId,
+      })
+    }
+  }
+}
+
+/** The connector must belong to the caller's tenant: a second check behind the registry lookup. */
+export const scopeStage: Stage = (call, next) => {
+  if (call.tool.connection.tenant !== call.ctx.tenant) throw new GatewayError('not_found', `unknown tool ${call.tool.exposed}`)
+  return next()
+}
+
+/** Decides allow / deny / approve for a call. The policy issue plugs its engine in here. */
+export interface PolicyDecider {
+  decide(call: ToolCall): Promise<{ decision: 'allow' } | { decision: 'deny'; reason: string }>
+}
+
+export const allowAll: PolicyDecider = { decide: async () => ({ decision: 'allow' }) }
+
+export function policyStage(policy: PolicyDecider): Stage {
+  return async (call, next) => {
+    const d = await policy.decide(call)
+    if (d.decision === 'deny') throw new GatewayError('forbidden', `policy denies ${call.tool.exposed}: ${d.reason}`)
+    return next()
+  }
+}
+
+/** Supplies per-caller upstream credentials. Token brokering (per-user OAuth) plugs in here. */
+export interface CredentialBroker {
+  headersFor(call: ToolCall): Promise<Record<string, string> | undefined>
+}
+
+export const noCredentials: CredentialBroker = { headersFor: async () => undefined }
+
+export function credentialStage(broker: CredentialBroker): Stage {
+  return async (call, next) => {
+    const h = await broker.headersFor(call)
+    if (h) Object.assign(call.headers, h)
+    return next()
+  }
+}
+
+/** The terminal step: the upstream call itself, with upstream faults mapped to gateway errors. */
+export async function executeUpstream(call: ToolCall): Promise<JsonObject> {
+  const { tool } = call
+  try {
+    return await tool.connection.request(
+      'tools/call',
+      { ...call.extra, name: tool.name, arguments: call.args },
+      { headers: call.headers, ...(call.relay ? { hooks: call.relay } : {}), ...(call.signal ? { signal: call.signal } : {}) },
+    )
+  } catch (err) {
+    if (err instanceof UpstreamRpcError) throw err
+    if (err instanceof UpstreamUnavailableError) {
+      throw new GatewayError('upstream_unavailable', `connector ${tool.connection.name} is unavailable: ${err.message}`, { cause: err })
+    }
+    throw err
+  }
+}
+
+export { trace }

@@ -1,0 +1,229 @@
+import { createHash } from 'node:crypto'
+import type { Logger } from './log.js'
+import type { ConnectorSpec, ServerSpec, ToolFilter } from './manifests/schema.js'
+import type { ResourceRecord } from './store/types.js'
+import type { Metrics } from './telemetry/metrics.js'
+import { UpstreamConnection, type ListKind } from './upstream/connection.js'
+import { exposedName, passes } from './upstream/filter.js'
+import type { JsonObject } from './upstream/rpc.js'
+import type { SecretResolver } from './vault/secrets.js'
+
+/** A tool as a caller sees it, and where it really lives. */
+export interface ExposedTool {
+  exposed: string
+  connection: UpstreamConnection
+  /** The upstream's own name for it. */
+  name: string
+  def: JsonObject
+}
+
+export interface ExposedPrompt {
+  exposed: string
+  connection: UpstreamConnection
+  name: string
+  def: JsonObject
+}
+
+export interface ListingProblem {
+  connector: string
+  message: string
+}
+
+export interface ToolIndex {
+  tools: Map<string, ExposedTool>
+  problems: ListingProblem[]
+}
+
+export interface RegistryOptions {
+  secrets: SecretResolver
+  logger: Logger
+  metrics: Metrics
+  timeoutMs: number
+  /** A tenant's aggregated lists changed: ingress tells its connected clients. */
+  onListChanged(tenant: string, kind: ListKind): void
+  /** Connection-level upstream notifications (e.g. resources/updated). */
+  onUpstreamNotification?(tenant: string, connector: string, method: string, params: JsonObject | undefined): void
+}
+
+interface ServerEntry {
+  tenant: string
+  name: string
+  spec: ServerSpec
+}
+
+const hash = (s: string) => createHash('sha256').update(s).digest('hex')
+const key = (tenant: string, name: string) => `${tenant}/${name}`
+
+/**
+ * The runtime view of applied resources: live upstream connections per tenant and the virtual
+ * servers over them. Rebuilt by diff on every apply, so unchanged connectors keep their sessions.
+ */
+export class Registry {
+  private readonly connections = new Map<string, { generation: number; conn: UpstreamConnection }>()
+  private readonly servers = new Map<string, ServerEntry>()
+  private readonly indexes = new Map<string, Promise<ToolIndex>>()
+
+  constructor(private readonly opts: RegistryOptions) {}
+
+  /** Applies the full set of resources: starts new connectors, restarts changed ones, stops removed ones. */
+  async load(resources: ResourceRecord[]): Promise<void> {
+    const wanted = new Map<string, ResourceRecord>()
+    for (const r of resources) if (r.kind === 'Connector') wanted.set(key(r.tenant, r.name), r)
+    const closing: Promise<void>[] = []
+    for (const [k, { generation, conn }] of this.connections) {
+      const w = wanted.get(k)
+      if (!w || w.generation !== generation) {
+        this.connections.delete(k)
+        closing.push(conn.close())
+        this.opts.metrics.upstreamUp.remove({ connector: conn.name, tenant: conn.tenant })
+      }
+    }
+    for (const [k, r] of wanted) {
+      if (this.connections.has(k)) continue
+      const conn = this.makeConnection(r)
+      this.connections.set(k, { generation: r.generation, conn })
+      void conn.ensure().catch(() => {}) // warm up; failures show in status and back off
+    }
+    this.servers.clear()
+    for (const r of resources) {
+      if (r.kind === 'Server') this.servers.set(key(r.tenant, r.name), { tenant: r.tenant, name: r.name, spec: r.spec as ServerSpec })
+    }
+    await Promise.all(closing)
+    const tenants = new Set([...resources.map((r) => r.tenant), ...[...this.indexes.keys()].map((k) => k.split('/')[0]!)])
+    this.indexes.clear()
+    for (const t of tenants) for (const kind of ['tools', 'resources', 'prompts'] as const) this.opts.onListChanged(t, kind)
+  }
+
+  connection(tenant: string, name: string): UpstreamConnection | undefined {
+    return this.connections.get(key(tenant, name))?.conn
+  }
+
+  hasServer(tenant: string, name: string): boolean {
+    return this.servers.has(key(tenant, name))
+  }
+
+  /** Connections visible on `/mcp` (all of the tenant's) or `/mcp/{server}`, with the server's per-connector filter. */
+  selection(tenant: string, server?: string): { conn: UpstreamConnection; filter?: ToolFilter }[] {
+    if (server === undefined) {
+      return [...this.connections.values()]
+        .map((c) => c.conn)
+        .filter((c) => c.tenant === tenant)
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((conn) => ({ conn }))
+    }
+    const s = this.servers.get(key(tenant, server))
+    if (!s) return []
+    return s.spec.connectors.flatMap((ref) => {
+      const name = typeof ref === 'string' ? ref : ref.name
+      const conn = this.connection(tenant, name)
+      if (!conn) return []
+      return [{ conn, ...(typeof ref !== 'string' && ref.tools ? { filter: ref.tools } : {}) }]
+    })
+  }
+
+  /** The aggregated, filtered tool map of a tenant (or one virtual server), cached until a list changes. */
+  toolIndex(tenant: string, server?: string): Promise<ToolIndex> {
+    const k = `${tenant}/${server ?? ''}`
+    let idx = this.indexes.get(k)
+    if (!idx) {
+      idx = this.buildToolIndex(tenant, server)
+      this.indexes.set(k, idx)
+      idx.catch(() => this.indexes.delete(k))
+    }
+    return idx
+  }
+
+  /** Prompts aggregate like tools: `{prefix}__{name}`. */
+  async prompts(tenant: string, server?: string): Promise<{ prompts: Map<string, ExposedPrompt>; problems: ListingProblem[] }> {
+    const prompts = new Map<string, ExposedPrompt>()
+    const problems: ListingProblem[] = []
+    await Promise.all(
+      this.selection(tenant, server).map(async ({ conn }) => {
+        try {
+          for (const def of await conn.list('prompts')) {
+            const name = String(def.name)
+            const exposed = exposedName(prefixOf(conn.spec, conn.name), name, hash)
+            if (!prompts.has(exposed)) prompts.set(exposed, { exposed, connection: conn, name, def: { ...def, name: exposed } })
+          }
+        } catch (err) {
+          problems.push({ connector: conn.name, message: (err as Error).message })
+        }
+      }),
+    )
+    return { prompts, problems }
+  }
+
+  viewServer(tenant: string, server: string): ServerSpec | undefined {
+    return this.servers.get(key(tenant, server))?.spec
+  }
+
+  status(tenant: string, name: string): { status: string; era?: string; last_error?: string } | undefined {
+    const c = this.connection(tenant, name)
+    if (!c) return undefined
+    return { status: c.status, ...(c.era ? { era: c.era } : {}), ...(c.lastError ? { last_error: c.lastError } : {}) }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.connections.values()].map((c) => c.conn.close())
+    this.connections.clear()
+    await Promise.allSettled(all)
+  }
+
+  private makeConnection(r: ResourceRecord): UpstreamConnection {
+    const spec = r.spec as ConnectorSpec
+    return new UpstreamConnection({
+      tenant: r.tenant,
+      name: r.name,
+      spec,
+      secrets: this.opts.secrets,
+      logger: this.opts.logger.child({ connector: r.name, tenant: r.tenant }),
+      timeoutMs: this.opts.timeoutMs,
+      onListChanged: (kind) => this.listChanged(r.tenant, kind),
+      onNotification: (method, params) => this.opts.onUpstreamNotification?.(r.tenant, r.name, method, params),
+      onStatus: (s) => this.opts.metrics.upstreamUp.set({ connector: r.name, tenant: r.tenant }, s === 'ready' ? 1 : 0),
+    })
+  }
+
+  private listChanged(tenant: string, kind: ListKind): void {
+    if (kind === 'tools') for (const k of [...this.indexes.keys()]) if (k.startsWith(`${tenant}/`)) this.indexes.delete(k)
+    this.opts.onListChanged(tenant, kind === 'resourceTemplates' ? 'resources' : kind)
+  }
+
+  private async buildToolIndex(tenant: string, server?: string): Promise<ToolIndex> {
+    const tools = new Map<string, ExposedTool>()
+    const problems: ListingProblem[] = []
+    const sel = this.selection(tenant, server)
+    const lists = await Promise.all(
+      sel.map(async ({ conn, filter }) => {
+        try {
+          return { conn, filter, defs: await conn.list('tools') }
+        } catch (err) {
+          if (conn.spec.on_error === 'fail') throw err
+          problems.push({ connector: conn.name, message: (err as Error).message })
+          return { conn, filter, defs: [] }
+        }
+      }),
+    )
+    const serverFilter = server ? this.servers.get(key(tenant, server))?.spec.tools : undefined
+    for (const { conn, filter, defs } of lists) {
+      const prefix = prefixOf(conn.spec, conn.name)
+      for (const def of defs) {
+        const name = String(def.name)
+        const exposed = exposedName(prefix, name, hash)
+        if (!passes(conn.spec.tools, name, exposed) || !passes(filter, name, exposed) || !passes(serverFilter, exposed)) continue
+        const prior = tools.get(exposed)
+        if (prior) {
+          this.opts.logger.warn({ tenant, tool: exposed, kept: prior.connection.name, dropped: conn.name }, 'tool name collision; set a prefix')
+          problems.push({ connector: conn.name, message: `tool ${exposed} collides with connector ${prior.connection.name}; it is not exposed` })
+          continue
+        }
+        tools.set(exposed, { exposed, connection: conn, name, def: { ...def, name: exposed } })
+      }
+    }
+    return { tools, problems }
+  }
+}
+
+export function prefixOf(spec: ConnectorSpec, name: string): string {
+  return spec.prefix ?? name
+}

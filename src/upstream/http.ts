@@ -1,0 +1,278 @@
+import { Pool, type Dispatcher } from 'undici'
+import type { Logger } from '../log.js'
+import {
+  answerServerRequest,
+  UpstreamRpcError,
+  UpstreamUnavailableError,
+  type CallHooks,
+  type JsonObject,
+  type RequestOptions,
+  type RpcMessage,
+  type RpcTransport,
+} from './rpc.js'
+import { SseParser } from './sse.js'
+
+export type Era = '2025-11-25' | '2026-07-28'
+export const MODERN: Era = '2026-07-28'
+export const LEGACY: Era = '2025-11-25'
+
+/** The session an upstream issued has expired (404): the client re-initialises and retries once. */
+export class SessionExpiredError extends Error {}
+
+export interface HttpTransportOptions {
+  url: URL
+  era: Era
+  /** Static headers for every request (resolved secrets included); never logged. */
+  headers: Record<string, string>
+  logger: Logger
+  /** 2026-07-28: the `_meta` envelope sent with every request (protocol version, client info, capabilities). */
+  envelope?: JsonObject
+  connections?: number
+}
+
+const NAME_FIELD: Record<string, string> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+  'tasks/get': 'taskId',
+  'tasks/cancel': 'taskId',
+}
+
+/** Header values outside printable ASCII travel base64-wrapped (SEP-2243 sentinel form). */
+function headerValue(v: string): string {
+  const plain = v.length > 0 && v === v.trim() && /^[\t\x20-\x7e]*$/.test(v) && !(v.startsWith('=?base64?') && v.endsWith('?='))
+  return plain ? v : `=?base64?${Buffer.from(v, 'utf8').toString('base64')}?=`
+}
+
+/**
+ * MCP Streamable HTTP client transport for both protocol eras, on a keep-alive undici pool.
+ * Each request is one POST; its JSON or SSE response carries that call's progress, logs and
+ * server→client requests, so relays always reach the right caller.
+ */
+export class HttpTransport implements RpcTransport {
+  onNotification?: (method: string, params: JsonObject | undefined) => void
+  onClose?: (reason: Error) => void
+  sessionId: string | undefined
+  protocolVersion: string | undefined
+  private readonly pool: Pool
+  private readonly path: string
+  private nextId = 1
+  private closed = false
+  private listen: AbortController | undefined
+
+  constructor(private readonly opts: HttpTransportOptions) {
+    this.pool = new Pool(opts.url.origin, { connections: opts.connections ?? 128, keepAliveTimeout: 30_000 })
+    this.path = opts.url.pathname + opts.url.search
+    if (opts.era === MODERN) this.protocolVersion = MODERN
+  }
+
+  get era(): Era {
+    return this.opts.era
+  }
+
+  async request(method: string, params: JsonObject | undefined, ro: RequestOptions): Promise<JsonObject> {
+    if (this.closed) throw new UpstreamUnavailableError('connection closed')
+    const id = this.nextId++
+    let outParams = params
+    const token = ro.hooks?.onProgress ? `gh-${id}` : undefined
+    if (this.opts.era === MODERN || token) {
+      const meta: JsonObject = { ...((params?._meta as JsonObject) ?? {}) }
+      if (this.opts.era === MODERN) Object.assign(meta, this.opts.envelope)
+      if (token) meta.progressToken = token
+      outParams = { ...params, _meta: meta }
+    }
+    const headers = this.headersFor(method, params, ro.headers)
+    const body = JSON.stringify({ jsonrpc: '2.0', id, method, ...(outParams ? { params: outParams } : {}) })
+    const ac = new AbortController()
+    const timer = setTimeout(() => ac.abort(new UpstreamRpcError(-32001, `upstream did not answer within ${ro.timeoutMs} ms`)), ro.timeoutMs)
+    const onAbort = () => {
+      if (this.opts.era === LEGACY && this.sessionId) {
+        void this.post({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: String(ro.signal?.reason ?? 'cancelled') } })
+      }
+      ac.abort(new UpstreamRpcError(-32800, 'request cancelled'))
+    }
+    if (ro.signal?.aborted) onAbort()
+    ro.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await this.exchange(id, method, body, headers, ac.signal, ro.hooks, token)
+    } catch (err) {
+      if (ac.signal.aborted && ac.signal.reason instanceof Error) throw ac.signal.reason
+      throw err
+    } finally {
+      clearTimeout(timer)
+      ro.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async notify(method: string, params?: JsonObject): Promise<void> {
+    const p = this.opts.era === MODERN ? { ...params, _meta: { ...((params?._meta as JsonObject) ?? {}), ...this.opts.envelope } } : params
+    await this.post({ jsonrpc: '2.0', method, ...(p ? { params: p } : {}) })
+  }
+
+  /** 2025-11-25: the standalone GET stream for notifications such as list_changed. */
+  openListenStream(): void {
+    if (this.opts.era !== LEGACY || !this.sessionId || this.listen) return
+    this.listen = new AbortController()
+    void this.runListenStream(this.listen.signal)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.listen?.abort()
+    if (this.opts.era === LEGACY && this.sessionId) {
+      await this.pool
+        .request({ path: this.path, method: 'DELETE', headers: this.headersFor('', undefined, undefined), headersTimeout: 2000 })
+        .then((r) => r.body.dump())
+        .catch(() => {})
+    }
+    await this.pool.close().catch(() => {})
+  }
+
+  private headersFor(method: string, params: JsonObject | undefined, extra: Record<string, string> | undefined): Record<string, string> {
+    const h: Record<string, string> = {
+      ...this.opts.headers,
+      ...extra,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    }
+    if (this.protocolVersion) h['mcp-protocol-version'] = this.protocolVersion
+    if (this.sessionId) h['mcp-session-id'] = this.sessionId
+    if (this.opts.era === MODERN && method) {
+      h['mcp-method'] = method
+      const field = NAME_FIELD[method]
+      const v = field ? params?.[field] : undefined
+      if (typeof v === 'string') h['mcp-name'] = headerValue(v)
+    }
+    return h
+  }
+
+  private async exchange(
+    id: number,
+    method: string,
+    body: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    hooks: CallHooks | undefined,
+    token: string | undefined,
+  ): Promise<JsonObject> {
+    let res: Dispatcher.ResponseData
+    try {
+      res = await this.pool.request({ path: this.path, method: 'POST', headers, body, signal })
+    } catch (err) {
+      if (signal.aborted) throw err
+      throw new UpstreamUnavailableError(`cannot reach upstream: ${(err as Error).message}`, { cause: err })
+    }
+    if (method === 'initialize') {
+      const sid = res.headers['mcp-session-id']
+      if (typeof sid === 'string') this.sessionId = sid
+    }
+    const type = String(res.headers['content-type'] ?? '')
+    if (res.statusCode === 404 && this.sessionId && method !== 'initialize') {
+      await res.body.dump()
+      throw new SessionExpiredError('upstream session expired')
+    }
+    if (type.startsWith('text/event-stream') && res.statusCode < 300) {
+      return this.readSse(id, res, hooks, token)
+    }
+    const text = await res.body.text()
+    const msg = parseMessage(text)
+    if (msg && (msg.result !== undefined || msg.error)) return settle(msg)
+    if (res.statusCode >= 500) throw new UpstreamUnavailableError(`upstream answered HTTP ${res.statusCode}`)
+    throw new UpstreamRpcError(-32603, `upstream answered HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200)}` : ''}`)
+  }
+
+  private async readSse(id: number, res: Dispatcher.ResponseData, hooks: CallHooks | undefined, token: string | undefined): Promise<JsonObject> {
+    const parser = new SseParser()
+    res.body.setEncoding('utf8')
+    for await (const chunk of res.body as AsyncIterable<string>) {
+      for (const ev of parser.push(chunk)) {
+        const msg = parseMessage(ev.data)
+        if (!msg) continue
+        if (msg.id === id && msg.method === undefined) {
+          res.body.destroy()
+          return settle(msg)
+        }
+        this.dispatch(msg, hooks, token)
+      }
+    }
+    throw new UpstreamUnavailableError('upstream closed the response stream before answering')
+  }
+
+  /** Notifications and server requests seen on a call's stream (or the GET stream). */
+  private dispatch(msg: RpcMessage, hooks: CallHooks | undefined, token: string | undefined): void {
+    if (msg.method === undefined) return
+    if (msg.id !== undefined && msg.id !== null) {
+      void answerServerRequest(msg, hooks, undefined).then((reply) => this.post(reply))
+      return
+    }
+    if (msg.method === 'notifications/progress' && token !== undefined && String(msg.params?.progressToken) === token) {
+      hooks?.onProgress?.(msg.params ?? {})
+    } else if (hooks?.onNotification && msg.method === 'notifications/message') {
+      hooks.onNotification(msg.method, msg.params)
+    } else {
+      this.onNotification?.(msg.method, msg.params)
+    }
+  }
+
+  /** Sends a notification or a response; the answer (202) carries nothing we need. */
+  private async post(msg: RpcMessage): Promise<void> {
+    if (this.closed) return
+    try {
+      const res = await this.pool.request({
+        path: this.path,
+        method: 'POST',
+        headers: this.headersFor(msg.method && msg.id === undefined ? msg.method : '', undefined, undefined),
+        body: JSON.stringify(msg),
+      })
+      await res.body.dump()
+    } catch (err) {
+      this.opts.logger.debug({ err }, 'upstream post failed')
+    }
+  }
+
+  private async runListenStream(signal: AbortSignal): Promise<void> {
+    let delay = 500
+    while (!signal.aborted && !this.closed) {
+      try {
+        const res = await this.pool.request({ path: this.path, method: 'GET', headers: { ...this.headersFor('', undefined, undefined), accept: 'text/event-stream' }, signal })
+        if (res.statusCode === 405 || res.statusCode === 404) {
+          await res.body.dump()
+          return
+        }
+        if (!String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+          await res.body.dump()
+          return
+        }
+        delay = 500
+        const parser = new SseParser()
+        res.body.setEncoding('utf8')
+        for await (const chunk of res.body as AsyncIterable<string>) {
+          for (const ev of parser.push(chunk)) {
+            const msg = parseMessage(ev.data)
+            if (msg) this.dispatch(msg, undefined, undefined)
+          }
+        }
+      } catch {
+        if (signal.aborted) return
+      }
+      await new Promise((r) => setTimeout(r, delay).unref())
+      delay = Math.min(delay * 2, 30_000)
+    }
+  }
+}
+
+function parseMessage(text: string): RpcMessage | undefined {
+  if (!text) return undefined
+  try {
+    const v = JSON.parse(text) as unknown
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as RpcMessage) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function settle(msg: RpcMessage): JsonObject {
+  if (msg.error) throw new UpstreamRpcError(msg.error.code, msg.error.message, msg.error.data)
+  return (msg.result ?? {}) as JsonObject
+}

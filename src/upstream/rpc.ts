@@ -1,0 +1,93 @@
+/**
+ * The JSON-RPC vocabulary shared by the upstream transports. Payloads are loose objects:
+ * a proxy relays what it does not understand.
+ */
+
+export type JsonObject = Record<string, unknown>
+export type RpcId = string | number
+
+export interface RpcMessage {
+  jsonrpc: '2.0'
+  id?: RpcId | null
+  method?: string
+  params?: JsonObject
+  result?: unknown
+  error?: { code: number; message: string; data?: unknown }
+}
+
+/** An error the upstream answered with (or a transport fault mapped to a JSON-RPC code). */
+export class UpstreamRpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message)
+    this.name = 'UpstreamRpcError'
+  }
+}
+
+/** The upstream (or its process) is gone or unreachable; retrying later may work. */
+export class UpstreamUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'UpstreamUnavailableError'
+  }
+}
+
+/** What one in-flight call wants to hear about while it runs. */
+export interface CallHooks {
+  /** `notifications/progress` for this call (the progress token is the call's own). */
+  onProgress?(params: JsonObject): void
+  /** Other notifications that arrived in the context of this call (logging, resource updates). */
+  onNotification?(method: string, params: JsonObject | undefined): void
+  /** Server→client requests made while this call runs (elicitation, sampling, roots). */
+  onRequest?(method: string, params: JsonObject | undefined): Promise<unknown>
+}
+
+export interface RequestOptions {
+  hooks?: CallHooks
+  /** Extra HTTP headers for this request (traceparent, Authorization); ignored on stdio. */
+  headers?: Record<string, string>
+  signal?: AbortSignal
+  timeoutMs: number
+}
+
+/**
+ * One connection to an upstream MCP server. `request` returns the result object or throws
+ * UpstreamRpcError / UpstreamUnavailableError.
+ */
+export interface RpcTransport {
+  request(method: string, params: JsonObject | undefined, opts: RequestOptions): Promise<JsonObject>
+  notify(method: string, params?: JsonObject): Promise<void>
+  close(): Promise<void>
+  /** Notifications not tied to a call (list_changed, stray logs). */
+  onNotification?: (method: string, params: JsonObject | undefined) => void
+  /** Fires once when the connection is lost for good (process exit, stream closed). */
+  onClose?: (reason: Error) => void
+}
+
+export const METHOD_NOT_FOUND = -32601
+export const INVALID_PARAMS = -32602
+export const INTERNAL_ERROR = -32603
+export const REQUEST_CANCELLED = -32800
+
+/** Answers a server→client request with the hook's result, or a JSON-RPC error. */
+export async function answerServerRequest(
+  msg: RpcMessage,
+  hooks: CallHooks | undefined,
+  fallback: ((method: string, params: JsonObject | undefined) => Promise<unknown>) | undefined,
+): Promise<RpcMessage> {
+  const id = msg.id as RpcId
+  const method = msg.method!
+  try {
+    if (method === 'ping') return { jsonrpc: '2.0', id, result: {} }
+    const handler = hooks?.onRequest ?? fallback
+    if (!handler) throw new UpstreamRpcError(METHOD_NOT_FOUND, `the gateway cannot relay ${method} here`)
+    const result = await handler(method, msg.params)
+    return { jsonrpc: '2.0', id, result: result ?? {} }
+  } catch (err) {
+    const code = err instanceof UpstreamRpcError ? err.code : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : INTERNAL_ERROR
+    return { jsonrpc: '2.0', id, error: { code, message: (err as Error).message ?? 'relay failed' } }
+  }
+}

@@ -1,0 +1,206 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import type { Logger } from '../log.js'
+import {
+  answerServerRequest,
+  UpstreamRpcError,
+  UpstreamUnavailableError,
+  type CallHooks,
+  type JsonObject,
+  type RequestOptions,
+  type RpcMessage,
+  type RpcTransport,
+} from './rpc.js'
+
+export interface StdioTransportOptions {
+  command: string
+  args: string[]
+  /** Merged over a minimal inherited environment (PATH, HOME, …), never the whole gateway env. */
+  env: Record<string, string>
+  cwd?: string
+  logger: Logger
+  /** Largest line accepted from the child before it is considered broken. */
+  maxLineBytes?: number
+}
+
+interface Pending {
+  resolve(v: JsonObject): void
+  reject(e: Error): void
+  hooks?: CallHooks
+  progressToken?: string
+  timer?: NodeJS.Timeout
+}
+
+/** Variables a child needs to run at all; secrets of the gateway are not passed through. */
+const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TERM', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ', 'NODE_PATH', 'SYSTEMROOT']
+
+export function childEnv(extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const k of INHERITED) if (process.env[k] !== undefined) env[k] = process.env[k]!
+  return { ...env, ...extra }
+}
+
+/**
+ * MCP over a child's stdin/stdout (newline-delimited JSON). Messages on one pipe carry no call
+ * context, so server→client requests go to the single in-flight call that can relay them;
+ * progress goes to the call owning the progress token.
+ */
+export class StdioTransport implements RpcTransport {
+  onNotification?: (method: string, params: JsonObject | undefined) => void
+  onClose?: (reason: Error) => void
+  private readonly child: ChildProcess
+  private readonly pending = new Map<string, Pending>()
+  private readonly byToken = new Map<string, Pending>()
+  private nextId = 1
+  private closed: Error | undefined
+  private readonly logger: Logger
+
+  constructor(opts: StdioTransportOptions) {
+    this.logger = opts.logger
+    this.child = spawn(opts.command, opts.args, {
+      env: childEnv(opts.env),
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    const maxLine = opts.maxLineBytes ?? 16 * 1024 * 1024
+    const rl = createInterface({ input: this.child.stdout!, crlfDelay: Infinity })
+    rl.on('line', (line) => {
+      if (line.length > maxLine) return this.fail(new UpstreamUnavailableError('upstream sent an oversized message'))
+      if (line.trim()) this.onLine(line)
+    })
+    const err = createInterface({ input: this.child.stderr! })
+    err.on('line', (line) => this.logger.debug({ stderr: line.slice(0, 2000) }, 'upstream stderr'))
+    this.child.on('error', (e) => this.fail(new UpstreamUnavailableError(`cannot start ${opts.command}: ${e.message}`)))
+    this.child.on('exit', (code, signal) =>
+      this.fail(new UpstreamUnavailableError(`upstream process exited (${signal ?? `code ${code}`})`)),
+    )
+    this.child.stdin!.on('error', () => {})
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid
+  }
+
+  request(method: string, params: JsonObject | undefined, opts: RequestOptions): Promise<JsonObject> {
+    if (this.closed) return Promise.reject(this.closed)
+    const id = this.nextId++
+    const key = String(id)
+    let outParams = params
+    const p: Pending = { resolve: () => {}, reject: () => {}, ...(opts.hooks ? { hooks: opts.hooks } : {}) }
+    if (opts.hooks?.onProgress) {
+      p.progressToken = `gh-${id}`
+      outParams = { ...params, _meta: { ...((params?._meta as JsonObject) ?? {}), progressToken: p.progressToken } }
+      this.byToken.set(p.progressToken, p)
+    }
+    const promise = new Promise<JsonObject>((resolve, reject) => {
+      p.resolve = resolve
+      p.reject = reject
+    })
+    const done = () => {
+      this.pending.delete(key)
+      if (p.progressToken) this.byToken.delete(p.progressToken)
+      if (p.timer) clearTimeout(p.timer)
+      opts.signal?.removeEventListener('abort', onAbort)
+    }
+    const onAbort = () => {
+      void this.notify('notifications/cancelled', { requestId: id, reason: String(opts.signal?.reason ?? 'cancelled') })
+      p.reject(new UpstreamRpcError(-32800, 'request cancelled'))
+    }
+    p.timer = setTimeout(() => {
+      void this.notify('notifications/cancelled', { requestId: id, reason: 'timeout' })
+      p.reject(new UpstreamRpcError(-32001, `upstream did not answer within ${opts.timeoutMs} ms`))
+    }, opts.timeoutMs)
+    const resolve = p.resolve
+    const reject = p.reject
+    p.resolve = (v) => (done(), resolve(v))
+    p.reject = (e) => (done(), reject(e))
+    if (opts.signal?.aborted) {
+      onAbort()
+      return promise
+    }
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    this.pending.set(key, p)
+    this.write({ jsonrpc: '2.0', id, method, ...(outParams ? { params: outParams } : {}) })
+    return promise
+  }
+
+  async notify(method: string, params?: JsonObject): Promise<void> {
+    if (!this.closed) this.write({ jsonrpc: '2.0', method, ...(params ? { params } : {}) })
+  }
+
+  async close(): Promise<void> {
+    this.fail(new UpstreamUnavailableError('connection closed'))
+    await terminate(this.child)
+  }
+
+  private write(msg: RpcMessage): void {
+    this.child.stdin!.write(JSON.stringify(msg) + '\n')
+  }
+
+  private onLine(line: string): void {
+    let msg: RpcMessage
+    try {
+      msg = JSON.parse(line) as RpcMessage
+    } catch {
+      this.logger.warn({ line: line.slice(0, 200) }, 'upstream wrote a non-JSON line to stdout')
+      return
+    }
+    if (msg.method !== undefined && msg.id !== undefined && msg.id !== null) {
+      void this.onServerRequest(msg)
+    } else if (msg.method !== undefined) {
+      this.onNotify(msg.method, msg.params)
+    } else if (msg.id !== undefined && msg.id !== null) {
+      const p = this.pending.get(String(msg.id))
+      if (!p) return
+      if (msg.error) p.reject(new UpstreamRpcError(msg.error.code, msg.error.message, msg.error.data))
+      else p.resolve((msg.result ?? {}) as JsonObject)
+    }
+  }
+
+  private onNotify(method: string, params: JsonObject | undefined): void {
+    if (method === 'notifications/progress') {
+      const p = this.byToken.get(String(params?.progressToken))
+      p?.hooks?.onProgress?.(params ?? {})
+      return
+    }
+    const sole = this.soleRelay()
+    if (sole?.onNotification && method === 'notifications/message') sole.onNotification(method, params)
+    else this.onNotification?.(method, params)
+  }
+
+  private async onServerRequest(msg: RpcMessage): Promise<void> {
+    const reply = await answerServerRequest(msg, this.soleRelay(), undefined)
+    if (!this.closed) this.write(reply)
+  }
+
+  /** The only in-flight call able to relay, if there is exactly one. */
+  private soleRelay(): CallHooks | undefined {
+    let found: CallHooks | undefined
+    for (const p of this.pending.values()) {
+      if (!p.hooks?.onRequest) continue
+      if (found) return undefined
+      found = p.hooks
+    }
+    return found
+  }
+
+  private fail(reason: Error): void {
+    if (this.closed) return
+    this.closed = reason
+    for (const p of [...this.pending.values()]) p.reject(reason)
+    this.pending.clear()
+    this.byToken.clear()
+    this.onClose?.(reason)
+  }
+}
+
+/** SIGTERM, then SIGKILL after a grace period: no orphaned children. */
+export async function terminate(child: ChildProcess, graceMs = 2000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((r) => child.once('exit', () => r()))
+  child.stdin?.end()
+  child.kill('SIGTERM')
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs)
+  await exited
+  clearTimeout(t)
+}
