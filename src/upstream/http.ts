@@ -59,6 +59,8 @@ export class HttpTransport implements RpcTransport {
   private nextId = 1
   private closed = false
   private listen: AbortController | undefined
+  /** Calls in flight that can relay server→client requests arriving on the GET stream. */
+  private readonly relays = new Set<CallHooks>()
 
   constructor(private readonly opts: HttpTransportOptions) {
     this.pool = new Pool(opts.url.origin, { connections: opts.connections ?? 128, keepAliveTimeout: 30_000 })
@@ -93,6 +95,7 @@ export class HttpTransport implements RpcTransport {
     }
     if (ro.signal?.aborted) onAbort()
     ro.signal?.addEventListener('abort', onAbort, { once: true })
+    if (ro.hooks?.onRequest) this.relays.add(ro.hooks)
     try {
       return await this.exchange(id, method, body, headers, ac.signal, ro.hooks, token)
     } catch (err) {
@@ -101,6 +104,7 @@ export class HttpTransport implements RpcTransport {
     } finally {
       clearTimeout(timer)
       ro.signal?.removeEventListener('abort', onAbort)
+      if (ro.hooks) this.relays.delete(ro.hooks)
     }
   }
 
@@ -203,7 +207,9 @@ export class HttpTransport implements RpcTransport {
   private dispatch(msg: RpcMessage, hooks: CallHooks | undefined, token: string | undefined): void {
     if (msg.method === undefined) return
     if (msg.id !== undefined && msg.id !== null) {
-      void answerServerRequest(msg, hooks, undefined).then((reply) => this.post(reply))
+      // A request on the GET stream names no call: relay it only when exactly one call can take it.
+      const target = hooks ?? (this.relays.size === 1 ? [...this.relays][0] : undefined)
+      void answerServerRequest(msg, target, undefined).then((reply) => this.post(reply))
       return
     }
     if (msg.method === 'notifications/progress' && token !== undefined && String(msg.params?.progressToken) === token) {
