@@ -122,15 +122,21 @@ export class Registry {
   }
 
   /** The aggregated, filtered tool map of a tenant (or one virtual server), cached until a list changes. */
-  toolIndex(tenant: string, server?: string): Promise<ToolIndex> {
+  async toolIndex(tenant: string, server?: string): Promise<ToolIndex> {
     const k = `${tenant}/${server ?? ''}`
-    let idx = this.indexes.get(k)
-    if (!idx) {
-      idx = this.buildToolIndex(tenant, server)
-      this.indexes.set(k, idx)
-      idx.catch(() => this.indexes.delete(k))
+    for (let attempt = 1; ; attempt++) {
+      let idx = this.indexes.get(k)
+      if (!idx) {
+        idx = this.buildToolIndex(tenant, server)
+        this.indexes.set(k, idx)
+        idx.catch(() => {
+          if (this.indexes.get(k) === idx) this.indexes.delete(k)
+        })
+      }
+      const result = await idx
+      // A list changed while this index was built: build again rather than serve a stale one.
+      if (this.indexes.get(k) === idx || attempt >= 5) return result
     }
-    return idx
   }
 
   /** Prompts aggregate like tools: `{prefix}__{name}`. */

@@ -4,7 +4,8 @@
 // request as possible, so that a benchmark through the gateway measures the gateway and not the
 // upstream. Methods: initialize (2025-11-25: issues an mcp-session-id), notifications/* (202),
 // ping, server/discover (2026-07-28), tools/list (one `echo` tool), tools/call (echoes
-// arguments.text). GET (the 2025 listen stream) answers 405; DELETE answers 200.
+// arguments.text). GET (the 2025 listen stream) answers 405; DELETE answers 200. `GET /stats`
+// (not MCP) returns request counts by method.
 //
 // Run standalone: `node bench/lib/echo-upstream.mjs [port]` prints `echo upstream listening on URL`.
 
@@ -40,6 +41,10 @@ export function startEchoUpstream({ port = 0, host = '127.0.0.1' } = {}) {
 
   const server = createServer((req, res) => {
     stats.requests++
+    if (req.method === 'GET' && req.url === '/stats') {
+      // Not MCP: lets the bench see how many requests of each method reached the upstream.
+      return reply(res, 200, JSON.stringify(stats))
+    }
     if (req.method === 'GET') {
       // No standalone SSE stream: the 2025 spec lets a server answer 405.
       res.writeHead(405, { allow: 'POST, DELETE', 'content-length': '0' }).end()

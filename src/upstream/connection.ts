@@ -139,7 +139,12 @@ export class UpstreamConnection {
   async list(kind: ListKind): Promise<JsonObject[]> {
     const live = await this.ensure()
     if (kind !== 'tools' && !this.hasCapability(live, kind)) return []
-    return (await this.lists.fetch(kind)) ?? []
+    // A list_changed during the fetch aborts it (undefined): fetch the new list instead.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const items = await this.lists.fetch(kind)
+      if (items) return items
+    }
+    throw new UpstreamUnavailableError(`connector ${this.name}: ${kind} kept changing while being listed`)
   }
 
   /** Forget a cached list (list_changed). */
