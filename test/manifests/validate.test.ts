@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest'
+import { createContext, systemContext } from '../../src/context.js'
+import { parseManifestText } from '../../src/manifests/parse.js'
+import { validateManifests } from '../../src/manifests/validate.js'
+import type { ResourceRecord } from '../../src/store/types.js'
+
+const op = systemContext('default')
+const acmeAdmin = createContext({ tenant: 'acme', principal: { kind: 'service', id: 'k' }, roles: ['admin'] })
+
+function problems(yaml: string, ctx = op, existing: ResourceRecord[] = []) {
+  const { issues, resources } = validateManifests(ctx, parseManifestText(yaml, 'm.yaml', '/base'), existing)
+  return { issues: issues.map((i) => `${i.document} ${i.path}: ${i.message}`), resources }
+}
+
+const CONNECTOR = `apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: gh }
+spec: { transport: http, url: "http://127.0.0.1:1/mcp" }
+`
+
+describe('manifest validation', () => {
+  it('accepts every field of the supported kinds, with defaults filled in', () => {
+    const { issues, resources } = problems(`
+apiVersion: gatehouse/v1
+kind: Tenant
+metadata: { name: acme }
+spec: { display_name: Acme }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: gh, tenant: acme, labels: { team: infra } }
+spec:
+  description: GitHub
+  transport: http
+  url: https://example.invalid/mcp
+  prefix: github
+  protocol: "2025-11-25"
+  headers: { x-static: v, x-secret: { env: GH_HEADER } }
+  tools: { allow: ["get_*"], deny: [delete_repo] }
+  auth: { type: static, token: { sealed: "gh1.abcd.xyz" } }
+  timeout_ms: 5000
+  on_error: fail
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: local, tenant: acme }
+spec:
+  transport: stdio
+  command: node
+  args: [server.js]
+  env: { TOKEN: { env: LOCAL_TOKEN }, MODE: plain }
+  cwd: ./srv
+---
+apiVersion: gatehouse/v1
+kind: Server
+metadata: { name: dev, tenant: acme }
+spec:
+  description: dev tools
+  connectors: [gh, { name: local, tools: { deny: [rm] } }]
+  tools: { deny: [github__delete_*] }
+`)
+    expect(issues).toEqual([])
+    expect(resources.map((r) => `${r.kind}/${r.tenant}/${r.name}`)).toEqual(['Tenant/acme/acme', 'Connector/acme/gh', 'Connector/acme/local', 'Server/acme/dev'])
+    const local = resources[2]!.spec as { cwd: string; on_error: string }
+    expect(local.cwd).toBe('/base/srv')
+    expect(local.on_error).toBe('omit')
+    expect((resources[1]!.spec as { auth: { header: string } }).auth.header).toBe('Authorization')
+  })
+
+  it('lists every problem of a batch by document and path', () => {
+    const { issues } = problems(`
+apiVersion: gatehouse/v2
+kind: Connector
+metadata: { name: a }
+spec: { transport: http, url: x }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: "bad name!" }
+spec: { transport: carrier-pigeon }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: c }
+spec: { transport: stdio, command: "", extra: 1, prefix: "no spaces" }
+`)
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^m\.yaml#1 apiVersion: apiVersion must be gatehouse\/v1/),
+        expect.stringMatching(/^m\.yaml#2 metadata\.name: /),
+        expect.stringMatching(/^m\.yaml#3 spec\.command: /),
+        expect.stringMatching(/^m\.yaml#3 spec: .*extra/),
+        expect.stringMatching(/^m\.yaml#3 spec\.prefix: /),
+      ]),
+    )
+  })
+
+  it('refuses literal secrets where a secret is required', () => {
+    const { issues } = problems(`
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: gh }
+spec: { transport: http, url: "http://x.invalid/mcp", auth: { type: static, token: "ghp_literal_token" } }
+`)
+    expect(issues.join('\n')).toMatch(/spec\.auth\.token: secrets are never literal/)
+    expect(issues.join('\n')).not.toContain('ghp_literal_token')
+  })
+
+  it('says plainly what is not supported yet', () => {
+    const later = problems(`
+apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: triage }
+spec: { type: code, module: ./a.mjs }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: gh }
+spec: { transport: http, url: "http://x.invalid/mcp", auth: { type: oauth2, provider: github } }
+---
+apiVersion: gatehouse/v1
+kind: Gadget
+metadata: { name: g }
+spec: {}
+`).issues.join('\n')
+    expect(later).toMatch(/#1 kind: kind Agent is not supported yet/)
+    expect(later).toMatch(/#2 spec\.auth\.type: auth type oauth2 .* not supported yet/)
+    expect(later).toMatch(/#3 kind: unknown kind Gadget/)
+  })
+
+  it('checks references, duplicates and the tenant a key may write', () => {
+    const dup = problems(CONNECTOR + '---\n' + CONNECTOR).issues
+    expect(dup.join('\n')).toMatch(/#2 metadata\.name: duplicate of m\.yaml#1/)
+    const missing = problems(`apiVersion: gatehouse/v1
+kind: Server
+metadata: { name: s }
+spec: { connectors: [nope] }
+`).issues
+    expect(missing).toEqual(['m.yaml#1 spec.connectors[0]: connector nope does not exist in tenant default'])
+    const existing: ResourceRecord[] = [{ kind: 'Connector', tenant: 'default', name: 'nope', spec: {}, generation: 1, updatedAt: '' }]
+    expect(problems(`apiVersion: gatehouse/v1
+kind: Server
+metadata: { name: s }
+spec: { connectors: [nope] }
+`, op, existing).issues).toEqual([])
+    const cross = problems(CONNECTOR.replace('name: gh', 'name: gh, tenant: default'), acmeAdmin).issues
+    expect(cross.join('\n')).toMatch(/metadata\.tenant: this key may only apply to tenant acme/)
+    const tenant = problems(`apiVersion: gatehouse/v1
+kind: Tenant
+metadata: { name: other }
+`, acmeAdmin).issues
+    expect(tenant.join('\n')).toMatch(/creating tenants needs an operator key/)
+  })
+
+  it('reports YAML syntax errors with the document origin', () => {
+    expect(() => parseManifestText('kind: [unclosed', 'bad.yaml')).toThrow(/bad\.yaml: syntax/)
+  })
+
+  it('accepts JSON documents and arrays of documents', () => {
+    const docs = parseManifestText(JSON.stringify([JSON.parse(JSON.stringify({ apiVersion: 'gatehouse/v1', kind: 'Tenant', metadata: { name: 't1' } })), { apiVersion: 'gatehouse/v1', kind: 'Tenant', metadata: { name: 't2' } }]), 'req')
+    expect(docs.map((d) => d.origin)).toEqual(['req#1', 'req#2'])
+    expect(validateManifests(op, docs, []).issues).toEqual([])
+  })
+})
