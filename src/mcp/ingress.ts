@@ -149,6 +149,7 @@ export class McpIngress {
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => id,
       eventStore: this.events,
+      retryInterval: 1000,
       maxRequestBodySize: this.opts.maxBodyBytes,
       onsessioninitialized: () => {
         this.sessions.set(id, { id, transport, server, scope, owner: ownerOf(ctx), lastSeen: Date.now(), subscriptions })

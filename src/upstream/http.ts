@@ -30,6 +30,9 @@ export interface HttpTransportOptions {
   connections?: number
 }
 
+/** How many times one call's response stream may be resumed after the server closed it. */
+const MAX_RESUMES = 20
+
 const NAME_FIELD: Record<string, string> = {
   'tools/call': 'name',
   'prompts/get': 'name',
@@ -177,7 +180,7 @@ export class HttpTransport implements RpcTransport {
       throw new SessionExpiredError('upstream session expired')
     }
     if (type.startsWith('text/event-stream') && res.statusCode < 300) {
-      return this.readSse(id, res, hooks, token)
+      return this.readSse(id, res, hooks, token, signal)
     }
     const text = await res.body.text()
     const msg = parseMessage(text)
@@ -186,21 +189,43 @@ export class HttpTransport implements RpcTransport {
     throw new UpstreamRpcError(-32603, `upstream answered HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200)}` : ''}`)
   }
 
-  private async readSse(id: number, res: Dispatcher.ResponseData, hooks: CallHooks | undefined, token: string | undefined): Promise<JsonObject> {
+  /**
+   * Reads a call's SSE response. A 2025-era server may close the stream before answering
+   * (SSE polling); the call then resumes with GET + Last-Event-ID, as often as the server allows.
+   */
+  private async readSse(id: number, first: Dispatcher.ResponseData, hooks: CallHooks | undefined, token: string | undefined, signal: AbortSignal): Promise<JsonObject> {
     const parser = new SseParser()
-    res.body.setEncoding('utf8')
-    for await (const chunk of res.body as AsyncIterable<string>) {
-      for (const ev of parser.push(chunk)) {
-        const msg = parseMessage(ev.data)
-        if (!msg) continue
-        if (msg.id === id && msg.method === undefined) {
-          res.body.destroy()
-          return settle(msg)
+    let res = first
+    let lastId: string | undefined
+    for (let resumes = 0; ; resumes++) {
+      res.body.setEncoding('utf8')
+      for await (const chunk of res.body as AsyncIterable<string>) {
+        for (const ev of parser.push(chunk)) {
+          if (ev.id !== undefined) lastId = ev.id
+          const msg = parseMessage(ev.data)
+          if (!msg) continue
+          if (msg.id === id && msg.method === undefined) {
+            res.body.destroy()
+            return settle(msg)
+          }
+          this.dispatch(msg, hooks, token)
         }
-        this.dispatch(msg, hooks, token)
+      }
+      if (this.opts.era !== LEGACY || lastId === undefined || resumes >= MAX_RESUMES || signal.aborted) {
+        throw new UpstreamUnavailableError('upstream closed the response stream before answering')
+      }
+      await new Promise((r) => setTimeout(r, Math.min(parser.retryMs ?? 0, 5000)))
+      res = await this.pool.request({
+        path: this.path,
+        method: 'GET',
+        headers: { ...this.headersFor('', undefined, undefined), accept: 'text/event-stream', 'last-event-id': lastId },
+        signal,
+      })
+      if (res.statusCode !== 200 || !String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+        await res.body.dump()
+        throw new UpstreamUnavailableError(`upstream refused to resume the response stream (HTTP ${res.statusCode})`)
       }
     }
-    throw new UpstreamUnavailableError('upstream closed the response stream before answering')
   }
 
   /** Notifications and server requests seen on a call's stream (or the GET stream). */

@@ -9,6 +9,8 @@ export interface SseEvent {
 }
 
 export class SseParser {
+  /** The last `retry:` the server asked for (ms), if any. */
+  retryMs: number | undefined
   private buf = ''
   private data: string[] = []
   private id: string | undefined
@@ -41,6 +43,7 @@ export class SseParser {
       if (field === 'data') this.data.push(value)
       else if (field === 'id') this.id = value
       else if (field === 'event') this.event = value
+      else if (field === 'retry' && /^\d+$/.test(value)) this.retryMs = Number(value)
     }
     return out
   }
