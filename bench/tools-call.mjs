@@ -18,7 +18,16 @@
 
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { createHistogram } from 'node:perf_hooks'
@@ -33,7 +42,11 @@ const MODERN = '2026-07-28'
 const ECHO_TEXT = `bench-echo-${randomBytes(6).toString('hex')}`
 /** What every successful response body must contain (JSON-encoded text content). */
 const NEEDLE = `"text":"${ECHO_TEXT}"`
-const CASE_LABEL = { direct: 'direct (no gateway)', legacy: `gateway ${LEGACY} session`, modern: `gateway ${MODERN} stateless` }
+const CASE_LABEL = {
+  direct: 'direct (no gateway)',
+  legacy: `gateway ${LEGACY} session`,
+  modern: `gateway ${MODERN} stateless`,
+}
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -52,7 +65,13 @@ const { values: argv } = parseArgs({
   strict: true,
 })
 if (argv.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 18).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
+  process.stdout.write(
+    readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('\n')
+      .slice(1, 18)
+      .map((l) => l.replace(/^\/\/ ?/, ''))
+      .join('\n') + '\n',
+  )
   process.exit(0)
 }
 const DURATION = positive(argv.duration, '--duration')
@@ -60,7 +79,8 @@ const WARMUP = Number(argv.warmup)
 if (!Number.isFinite(WARMUP) || WARMUP < 0) fail('--warmup must be a number ≥ 0')
 const CONNECTIONS = argv.connections.split(',').map((c) => positive(c, '--connections'))
 const UPSTREAM_PROTOCOL = argv['upstream-protocol']
-if (![LEGACY, MODERN, 'auto'].includes(UPSTREAM_PROTOCOL)) fail(`--upstream-protocol must be ${LEGACY}, ${MODERN} or auto`)
+if (![LEGACY, MODERN, 'auto'].includes(UPSTREAM_PROTOCOL))
+  fail(`--upstream-protocol must be ${LEGACY}, ${MODERN} or auto`)
 const CASES = argv.cases.split(',').map((c) => c.trim())
 for (const c of CASES) if (!(c in CASE_LABEL)) fail(`unknown case ${c} (direct, legacy, modern)`)
 
@@ -87,7 +107,11 @@ let shuttingDown = false
 
 function startChild(name, cmd, args, { env, cpu } = {}) {
   const [file, fullArgs] = cpu !== undefined ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args]
-  const child = spawn(file, fullArgs, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(file, fullArgs, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   child.benchName = name
   child.output = []
   child.exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })))
@@ -117,13 +141,22 @@ function startChild(name, cmd, args, { env, cpu } = {}) {
 function waitForLine(child, re, timeoutMs = 20_000) {
   return new Promise((resolve, reject) => {
     let buf = ''
-    const timer = setTimeout(() => done(new Error(`${child.benchName}: no ${re} within ${timeoutMs} ms\n${child.output.join('\n')}`)), timeoutMs)
+    const timer = setTimeout(
+      () =>
+        done(new Error(`${child.benchName}: no ${re} within ${timeoutMs} ms\n${child.output.join('\n')}`)),
+      timeoutMs,
+    )
     const onData = (chunk) => {
       buf += chunk
       const m = re.exec(buf)
       if (m) done(null, m[1])
     }
-    const onExit = (code, signal) => done(new Error(`${child.benchName} exited (code ${code}, signal ${signal}) before it was ready:\n${child.output.join('\n')}`))
+    const onExit = (code, signal) =>
+      done(
+        new Error(
+          `${child.benchName} exited (code ${code}, signal ${signal}) before it was ready:\n${child.output.join('\n')}`,
+        ),
+      )
     function done(err, value) {
       clearTimeout(timer)
       child.stdout.off('data', onData)
@@ -238,7 +271,11 @@ const ENVELOPE = {
 
 /** POSTs one JSON-RPC message; returns status, headers and the JSON-RPC messages (JSON or SSE). */
 async function rpc(url, headers, message) {
-  const res = await fetch(url, { method: 'POST', headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(message) })
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { ...JSON_HEADERS, ...headers },
+    body: JSON.stringify(message),
+  })
   const text = await res.text()
   const type = res.headers.get('content-type') ?? ''
   let messages = []
@@ -254,7 +291,14 @@ async function rpc(url, headers, message) {
   } else if (text) {
     messages = [JSON.parse(text)]
   }
-  return { status: res.status, headers: res.headers, type, text, messages, reply: messages.find((m) => m.id === message.id) }
+  return {
+    status: res.status,
+    headers: res.headers,
+    type,
+    text,
+    messages,
+    reply: messages.find((m) => m.id === message.id),
+  }
 }
 
 function callBody(tool, modern) {
@@ -266,9 +310,14 @@ function callBody(tool, modern) {
 function assertEcho(r, what) {
   const text = r.reply?.result?.content?.[0]?.text
   if (r.status !== 200 || text !== ECHO_TEXT || r.reply?.result?.isError) {
-    throw new Error(`${what}: expected HTTP 200 and the echo ${JSON.stringify(ECHO_TEXT)}, got HTTP ${r.status}: ${r.text.slice(0, 400)}`)
+    throw new Error(
+      `${what}: expected HTTP 200 and the echo ${JSON.stringify(ECHO_TEXT)}, got HTTP ${r.status}: ${r.text.slice(0, 400)}`,
+    )
   }
-  if (!r.text.includes(NEEDLE)) throw new Error(`${what}: the body does not contain ${NEEDLE} verbatim (the per-response check would fail): ${r.text.slice(0, 400)}`)
+  if (!r.text.includes(NEEDLE))
+    throw new Error(
+      `${what}: the body does not contain ${NEEDLE} verbatim (the per-response check would fail): ${r.text.slice(0, 400)}`,
+    )
 }
 
 /** Opens one 2025-11-25 session on the gateway; returns its id. */
@@ -285,12 +334,16 @@ async function openSession(url, auth) {
   }
   const h = { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': LEGACY }
   const note = await rpc(url, h, { jsonrpc: '2.0', method: 'notifications/initialized' })
-  if (note.status !== 202) throw new Error(`notifications/initialized: expected 202, got ${note.status}: ${note.text.slice(0, 200)}`)
+  if (note.status !== 202)
+    throw new Error(`notifications/initialized: expected 202, got ${note.status}: ${note.text.slice(0, 200)}`)
   return sid
 }
 
 async function closeSession(url, auth, sid) {
-  const res = await fetch(url, { method: 'DELETE', headers: { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': LEGACY } })
+  const res = await fetch(url, {
+    method: 'DELETE',
+    headers: { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': LEGACY },
+  })
   await res.arrayBuffer()
   return res.status
 }
@@ -376,8 +429,13 @@ async function load({ url, connections, duration, headers, body, perClientHeader
 
 function gitInfo() {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim() !== ''
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    }).trim()
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim() !==
+      ''
     return { commit, srcDirty: dirty }
   } catch {
     return { commit: 'unknown', srcDirty: null }
@@ -408,8 +466,13 @@ async function main() {
   const entry = join(ROOT, 'dist', 'cli', 'main.js')
   if (!existsSync(entry)) fail('dist/ is missing: run `npm run build` first')
   const warnings = []
-  if (newestMtime(join(ROOT, 'src')) > statSync(entry).mtimeMs && newestMtime(join(ROOT, 'src')) > newestMtime(join(ROOT, 'dist'))) {
-    warnings.push('src/ has files newer than dist/: the gateway under test may not match the source (run `npm run build`)')
+  if (
+    newestMtime(join(ROOT, 'src')) > statSync(entry).mtimeMs &&
+    newestMtime(join(ROOT, 'src')) > newestMtime(join(ROOT, 'dist'))
+  ) {
+    warnings.push(
+      'src/ has files newer than dist/: the gateway under test may not match the source (run `npm run build`)',
+    )
   }
   for (const w of warnings) log(`warning: ${w}`)
 
@@ -420,7 +483,12 @@ async function main() {
   tmpRoot = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
 
   // Upstream
-  const upstream = startChild('upstream', process.execPath, [join(BENCH_DIR, 'lib', 'echo-upstream.mjs'), '0'], pinning.pin ? { cpu: 1 } : {})
+  const upstream = startChild(
+    'upstream',
+    process.execPath,
+    [join(BENCH_DIR, 'lib', 'echo-upstream.mjs'), '0'],
+    pinning.pin ? { cpu: 1 } : {},
+  )
   const upstreamUrl = await waitForLine(upstream, /echo upstream listening on (\S+)/)
   log(`upstream ${upstreamUrl} (pid ${upstream.pid})`)
 
@@ -443,8 +511,20 @@ async function main() {
   const gateway = startChild(
     'gateway',
     process.execPath,
-    [join(ROOT, 'bin', 'gatehouse.js'), 'start', '--port', '0', '--data', join(tmpRoot, 'data'), '--manifests', manifest],
-    { env: { GATEHOUSE_ADMIN_KEY: adminKey, GATEHOUSE_LOG_LEVEL: process.env.GATEHOUSE_LOG_LEVEL ?? 'warn' }, ...(pinning.pin ? { cpu: 0 } : {}) },
+    [
+      join(ROOT, 'bin', 'gatehouse.js'),
+      'start',
+      '--port',
+      '0',
+      '--data',
+      join(tmpRoot, 'data'),
+      '--manifests',
+      manifest,
+    ],
+    {
+      env: { GATEHOUSE_ADMIN_KEY: adminKey, GATEHOUSE_LOG_LEVEL: process.env.GATEHOUSE_LOG_LEVEL ?? 'warn' },
+      ...(pinning.pin ? { cpu: 0 } : {}),
+    },
   )
   const gatewayBase = await waitForLine(gateway, /gatehouse listening on (\S+)/)
   const gatewayMcp = `${gatewayBase}/mcp`
@@ -456,18 +536,37 @@ async function main() {
   {
     const direct = await rpc(upstreamUrl, {}, callBody('echo', false))
     assertEcho(direct, 'direct tools/call')
-    const modern = await rpc(gatewayMcp, { ...auth, 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': 'up__echo' }, callBody('up__echo', true))
+    const modern = await rpc(
+      gatewayMcp,
+      { ...auth, 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': 'up__echo' },
+      callBody('up__echo', true),
+    )
     assertEcho(modern, '2026-07-28 tools/call through the gateway')
     const sid = await openSession(gatewayMcp, auth)
-    const list = await rpc(gatewayMcp, { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': LEGACY }, { jsonrpc: '2.0', id: 5, method: 'tools/list' })
+    const list = await rpc(
+      gatewayMcp,
+      { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': LEGACY },
+      { jsonrpc: '2.0', id: 5, method: 'tools/list' },
+    )
     const names = (list.reply?.result?.tools ?? []).map((t) => t.name)
-    if (!names.includes('up__echo')) throw new Error(`tools/list through the gateway lacks up__echo: ${list.text.slice(0, 300)}`)
-    const legacy = await rpc(gatewayMcp, { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': LEGACY }, callBody('up__echo', false))
+    if (!names.includes('up__echo'))
+      throw new Error(`tools/list through the gateway lacks up__echo: ${list.text.slice(0, 300)}`)
+    const legacy = await rpc(
+      gatewayMcp,
+      { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': LEGACY },
+      callBody('up__echo', false),
+    )
     assertEcho(legacy, '2025-11-25 tools/call through the gateway')
-    if (!legacy.type.startsWith('text/event-stream')) warnings.push(`2025-11-25 tools/call answered ${legacy.type}, expected text/event-stream`)
+    if (!legacy.type.startsWith('text/event-stream'))
+      warnings.push(`2025-11-25 tools/call answered ${legacy.type}, expected text/event-stream`)
     await closeSession(gatewayMcp, auth, sid)
-    const noAuth = await rpc(gatewayMcp, { 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': 'up__echo' }, callBody('up__echo', true))
-    if (noAuth.status !== 401) throw new Error(`a call without credentials got HTTP ${noAuth.status}, expected 401: auth is not on`)
+    const noAuth = await rpc(
+      gatewayMcp,
+      { 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': 'up__echo' },
+      callBody('up__echo', true),
+    )
+    if (noAuth.status !== 401)
+      throw new Error(`a call without credentials got HTTP ${noAuth.status}, expected 401: auth is not on`)
     log('wire checks passed (direct, 2026 stateless, 2025 session, 401 without a key)')
   }
 
@@ -487,28 +586,44 @@ async function main() {
         assertEcho(await rpc(target, headers, body), 'direct sample')
       } else if (kind === 'modern') {
         target = gatewayMcp
-        headers = { ...JSON_HEADERS, ...auth, 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': 'up__echo' }
+        headers = {
+          ...JSON_HEADERS,
+          ...auth,
+          'mcp-protocol-version': MODERN,
+          'mcp-method': 'tools/call',
+          'mcp-name': 'up__echo',
+        }
         body = callBody('up__echo', true)
         assertEcho(await rpc(target, headers, body), 'modern sample')
       } else {
         target = gatewayMcp
         body = callBody('up__echo', false)
         sessions = await Promise.all(Array.from({ length: connections }, () => openSession(gatewayMcp, auth)))
-        perClientHeaders = sessions.map((sid) => ({ ...JSON_HEADERS, ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': LEGACY }))
+        perClientHeaders = sessions.map((sid) => ({
+          ...JSON_HEADERS,
+          ...auth,
+          'mcp-session-id': sid,
+          'mcp-protocol-version': LEGACY,
+        }))
         headers = perClientHeaders[0]
-        for (const [i, h] of perClientHeaders.entries()) assertEcho(await rpc(target, h, body), `legacy sample (session ${i})`)
+        for (const [i, h] of perClientHeaders.entries())
+          assertEcho(await rpc(target, h, body), `legacy sample (session ${i})`)
       }
 
       const label = `${CASE_LABEL[kind]}, ${connections} conn`
       if (WARMUP > 0) {
         log(`${label}: warm-up ${WARMUP}s`)
         const w = await load({ url: target, connections, duration: WARMUP, headers, body, perClientHeaders })
-        if (w.errors || w.timeouts || w.mismatches || w.non2xx) log(`${label}: warm-up had failures: ${JSON.stringify(w.statusCodes)} errors ${w.errors} timeouts ${w.timeouts} mismatches ${w.mismatches}`)
+        if (w.errors || w.timeouts || w.mismatches || w.non2xx)
+          log(
+            `${label}: warm-up had failures: ${JSON.stringify(w.statusCodes)} errors ${w.errors} timeouts ${w.timeouts} mismatches ${w.mismatches}`,
+          )
       }
 
       const gwPid = gateway.pid
       const upPid = upstream.pid
-      const countersBefore = kind === 'direct' ? undefined : await promCounter(gatewayBase, 'gatehouse_tool_calls_total')
+      const countersBefore =
+        kind === 'direct' ? undefined : await promCounter(gatewayBase, 'gatehouse_tool_calls_total')
       const upBefore = await upstreamStats(upstreamUrl)
       const gwCpu0 = cpuMicros(gwPid)
       const upCpu0 = cpuMicros(upPid)
@@ -523,7 +638,8 @@ async function main() {
       const peakRss = stopSampling()
       const memAfter = memory(gwPid)
       const upAfter = await upstreamStats(upstreamUrl)
-      const countersAfter = kind === 'direct' ? undefined : await promCounter(gatewayBase, 'gatehouse_tool_calls_total')
+      const countersAfter =
+        kind === 'direct' ? undefined : await promCounter(gatewayBase, 'gatehouse_tool_calls_total')
 
       for (const sid of sessions) await closeSession(gatewayMcp, auth, sid)
 
@@ -553,18 +669,28 @@ async function main() {
                 vmHwmBytes: memAfter.hwm,
                 pipelineCalls: pipeline,
               },
-        upstream: { cpuMicrosPerCall: upCpu / r.ok, cpuPercent: (upCpu / (r.seconds * 1e6)) * 100, toolsCalls: upstreamCalls, otherRequests: otherUpstream },
+        upstream: {
+          cpuMicrosPerCall: upCpu / r.ok,
+          cpuPercent: (upCpu / (r.seconds * 1e6)) * 100,
+          toolsCalls: upstreamCalls,
+          otherRequests: otherUpstream,
+        },
         loadGenerator: { cpuPercent: ((selfCpuUsage.user + selfCpuUsage.system) / (r.seconds * 1e6)) * 100 },
       }
       if (kind !== 'direct' && pipeline && Math.abs((pipeline.ok ?? 0) - r.responses) > connections) {
-        warnings.push(`${label}: the gateway counted ${JSON.stringify(pipeline)} pipeline calls for ${r.responses} responses`)
+        warnings.push(
+          `${label}: the gateway counted ${JSON.stringify(pipeline)} pipeline calls for ${r.responses} responses`,
+        )
       }
-      if (Object.keys(otherUpstream).length) warnings.push(`${label}: besides tools/call the upstream saw ${JSON.stringify(otherUpstream)}`)
+      if (Object.keys(otherUpstream).length)
+        warnings.push(`${label}: besides tools/call the upstream saw ${JSON.stringify(otherUpstream)}`)
       results.push(row)
       log(
         `${label}: ${fmt(r.callsPerSec, 0)} calls/s, p50 ${fmt(r.latencyMs.p50, 3)} ms, p99 ${fmt(r.latencyMs.p99, 3)} ms, ` +
           `errors ${r.errors + r.timeouts + r.mismatches}, non-2xx ${r.non2xx}` +
-          (kind === 'direct' ? '' : `, gateway ${fmt(row.gateway.cpuMicrosPerCall, 0)} µs CPU/call, RSS ${mb(memAfter.rss)} MB`),
+          (kind === 'direct'
+            ? ''
+            : `, gateway ${fmt(row.gateway.cpuMicrosPerCall, 0)} µs CPU/call, RSS ${mb(memAfter.rss)} MB`),
       )
     }
   }
@@ -598,7 +724,13 @@ async function main() {
     cpus: availableParallelism(),
     memoryBytes: totalmem(),
     pinning,
-    options: { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, upstreamProtocol: UPSTREAM_PROTOCOL, cases: CASES },
+    options: {
+      duration: DURATION,
+      warmup: WARMUP,
+      connections: CONNECTIONS,
+      upstreamProtocol: UPSTREAM_PROTOCOL,
+      cases: CASES,
+    },
     gateway: {
       rssBytesStart: memStart.rss,
       rssBytesEnd: memEnd.rss,
@@ -614,7 +746,9 @@ async function main() {
 
   const table = markdown(report)
   process.stdout.write(table)
-  const out = argv.out ? resolve(argv.out) : join(BENCH_DIR, 'results', `tools-call-${report.date.replace(/[:.]/g, '-')}.json`)
+  const out = argv.out
+    ? resolve(argv.out)
+    : join(BENCH_DIR, 'results', `tools-call-${report.date.replace(/[:.]/g, '-')}.json`)
   mkdirSync(dirname(out), { recursive: true })
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n')
   process.stdout.write(`\nJSON: ${relative(process.cwd(), out) || out}\n`)
@@ -639,7 +773,10 @@ function countRecorded(dataDir) {
   }
 }
 
-const fmt = (n, digits) => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '–')
+const fmt = (n, digits) =>
+  Number.isFinite(n)
+    ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : '–'
 const mb = (b) => fmt(b / 2 ** 20, 1)
 
 function markdown(report) {
@@ -652,7 +789,9 @@ function markdown(report) {
       `pinning ${report.pinning.pin ? 'on' : 'off'} (${report.pinning.why})`,
   )
   lines.push('')
-  lines.push('| conns | case | calls/s | p50 ms | p99 ms | errors | non-2xx | × direct | +p50 ms | +p99 ms | gw CPU µs/call | gw CPU % | gw RSS MB (after) |')
+  lines.push(
+    '| conns | case | calls/s | p50 ms | p99 ms | errors | non-2xx | × direct | +p50 ms | +p99 ms | gw CPU µs/call | gw CPU % | gw RSS MB (after) |',
+  )
   lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of report.results) {
     const g = r.gateway

@@ -14,7 +14,11 @@ export const ConfigSchema = z
     databaseUrl: z.string().optional(),
     adminKey: z.string().min(16, 'GATEHOUSE_ADMIN_KEY must be at least 16 characters').optional(),
     /** Largest request body accepted on any route. */
-    maxBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024),
     /** Extra Origin values allowed on /mcp besides loopback origins (DNS-rebinding guard). */
     allowedOrigins: z.array(z.string()).default([]),
     /** Extra Host header values allowed besides loopback names and the listen host. */
@@ -40,7 +44,8 @@ export function readConfigFile(file: string): ConfigInput {
     throw new GatewayError('bad_request', `cannot read config file ${file}`)
   }
   const parsed: unknown = parseYaml(text)
-  if (parsed === null || typeof parsed !== 'object') throw new GatewayError('bad_request', `${file}: expected a mapping`)
+  if (parsed === null || typeof parsed !== 'object')
+    throw new GatewayError('bad_request', `${file}: expected a mapping`)
   return parsed as ConfigInput
 }
 

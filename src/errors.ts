@@ -80,7 +80,10 @@ export class GatewayError extends Error {
 
   /** The `{"error":{code,message}}` body of the REST API. */
   toBody(): { error: { code: string; message: string; details?: unknown } } {
-    const error: { code: string; message: string; details?: unknown } = { code: this.code, message: this.message }
+    const error: { code: string; message: string; details?: unknown } = {
+      code: this.code,
+      message: this.message,
+    }
     if (this.details !== undefined) error.details = this.details
     return { error }
   }

@@ -67,7 +67,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
   const config = parseConfig(options.config)
   const logger = options.logger ?? createLogger(config.logLevel)
   if (config.databaseUrl) {
-    throw new GatewayError('not_supported', 'GATEHOUSE_DATABASE_URL (PostgreSQL) is not supported yet by this version; unset it to use the embedded SQLite store')
+    throw new GatewayError(
+      'not_supported',
+      'GATEHOUSE_DATABASE_URL (PostgreSQL) is not supported yet by this version; unset it to use the embedded SQLite store',
+    )
   }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
   const masterKey = loadMasterKey(config.dataDir)
@@ -78,24 +81,35 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
 
   const metrics = new Metrics()
   const telemetry = new Telemetry({ spans: store.spans, logger })
-  const audit = new AuditWriter({ store: store.audit, logger, mode: config.auditMode, flushMs: config.auditFlushMs })
+  const audit = new AuditWriter({
+    store: store.audit,
+    logger,
+    mode: config.auditMode,
+    flushMs: config.auditFlushMs,
+  })
   const authenticator = new Authenticator({ keys: store.keys })
   const secrets = new SecretResolver({ masterKeys: [masterKey] })
 
-  let ingress: McpIngress | undefined
   const registry = new Registry({
     secrets,
     logger,
     metrics,
     timeoutMs: config.upstreamTimeoutMs,
-    onListChanged: (tenant, kind) => ingress?.listChanged(tenant, kind),
-    onUpstreamNotification: (tenant, _c, method, params) => ingress?.upstreamNotification(tenant, method, params),
+    // The ingress exists before any list can change: registry.load runs after it is built.
+    onListChanged: (tenant, kind) => ingress.listChanged(tenant, kind),
+    onUpstreamNotification: (tenant, _c, method, params) =>
+      ingress?.upstreamNotification(tenant, method, params),
   })
   const callTool = compose(
-    [observeStage({ telemetry, metrics, audit }), scopeStage, policyStage(options.policy ?? allowAll), credentialStage(options.credentials ?? noCredentials)],
+    [
+      observeStage({ telemetry, metrics, audit }),
+      scopeStage,
+      policyStage(options.policy ?? allowAll),
+      credentialStage(options.credentials ?? noCredentials),
+    ],
     executeUpstream,
   )
-  ingress = new McpIngress({ registry, logger, callTool, maxBodyBytes: config.maxBodyBytes })
+  const ingress = new McpIngress({ registry, logger, callTool, maxBodyBytes: config.maxBodyBytes })
 
   const reload = async () => registry.load(await store.resources.list(op, undefined, { allTenants: true }))
   if (config.manifests.length) {
@@ -115,8 +129,14 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     describe: (r) => describe(r, registry),
     assertNotReferenced: async (ctx, connector) => {
       const servers = await store.resources.list(ctx, 'Server')
-      const user = servers.find((s) => (s.spec as ServerSpec).connectors.some((c) => (typeof c === 'string' ? c : c.name) === connector))
-      if (user) throw new GatewayError('conflict', `connector ${connector} is used by server ${user.name}; change or delete the server first`)
+      const user = servers.find((s) =>
+        (s.spec as ServerSpec).connectors.some((c) => (typeof c === 'string' ? c : c.name) === connector),
+      )
+      if (user)
+        throw new GatewayError(
+          'conflict',
+          `connector ${connector} is used by server ${user.name}; change or delete the server first`,
+        )
     },
   }
   const router = new Router([
@@ -131,7 +151,11 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     metrics,
     logger,
     maxBodyBytes: config.maxBodyBytes,
-    guard: { listenHost: config.host, allowedOrigins: config.allowedOrigins, allowedHosts: config.allowedHosts },
+    guard: {
+      listenHost: config.host,
+      allowedOrigins: config.allowedOrigins,
+      allowedHosts: config.allowedHosts,
+    },
     isReady: () => ready,
   })
   server.keepAliveTimeout = 65_000
@@ -141,7 +165,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
   }).catch(async (err: NodeJS.ErrnoException) => {
     await registry.close()
     await store.close()
-    throw new GatewayError('unavailable', `cannot listen on ${config.host}:${config.port}: ${err.code ?? err.message}`)
+    throw new GatewayError(
+      'unavailable',
+      `cannot listen on ${config.host}:${config.port}: ${err.code ?? err.message}`,
+    )
   })
   ready = true
   const port = (server.address() as AddressInfo).port
@@ -163,7 +190,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
         ready = false
         const stopped = new Promise<void>((r) => server.close(() => r()))
         server.closeIdleConnections()
-        await ingress!.close()
+        await ingress.close()
         // In-flight requests get a grace period to finish before connections are cut.
         await Promise.race([stopped, new Promise((r) => setTimeout(r, 5000).unref())])
         server.closeAllConnections()
@@ -176,7 +203,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
 }
 
 /** GATEHOUSE_ADMIN_KEY, else DATA/admin.key, else a new key written there (mode 0600) and reported once. */
-async function bootstrapAdminKey(store: Store, config: GatewayConfig): Promise<{ generatedAdminKey?: string; adminKeyFile: string }> {
+async function bootstrapAdminKey(
+  store: Store,
+  config: GatewayConfig,
+): Promise<{ generatedAdminKey?: string; adminKeyFile: string }> {
   const op = systemContext('default')
   const adminKeyFile = join(config.dataDir, 'admin.key')
   if (config.adminKey) {
@@ -185,7 +215,11 @@ async function bootstrapAdminKey(store: Store, config: GatewayConfig): Promise<{
   }
   if (existsSync(adminKeyFile)) {
     const key = readFileSync(adminKeyFile, 'utf8').trim()
-    if (key.length < 16) throw new GatewayError('bad_request', `${adminKeyFile} does not hold a valid key; delete it to generate a new one`)
+    if (key.length < 16)
+      throw new GatewayError(
+        'bad_request',
+        `${adminKeyFile} does not hold a valid key; delete it to generate a new one`,
+      )
     await store.keys.upsertBootstrap(op, hashApiKey(key))
     return { adminKeyFile }
   }

@@ -12,7 +12,15 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
       level,
       base: { svc: 'gatehouse' },
       redact: {
-        paths: ['*.authorization', '*.Authorization', '*.token', '*.key', '*.secret', '*.password', 'headers.*'],
+        paths: [
+          '*.authorization',
+          '*.Authorization',
+          '*.token',
+          '*.key',
+          '*.secret',
+          '*.password',
+          'headers.*',
+        ],
         censor: '[redacted]',
       },
     },

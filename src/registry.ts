@@ -42,7 +42,12 @@ export interface RegistryOptions {
   /** A tenant's aggregated lists changed: ingress tells its connected clients. */
   onListChanged(tenant: string, kind: ListKind): void
   /** Connection-level upstream notifications (e.g. resources/updated). */
-  onUpstreamNotification?(tenant: string, connector: string, method: string, params: JsonObject | undefined): void
+  onUpstreamNotification?(
+    tenant: string,
+    connector: string,
+    method: string,
+    params: JsonObject | undefined,
+  ): void
 }
 
 interface ServerEntry {
@@ -86,12 +91,21 @@ export class Registry {
     }
     this.servers.clear()
     for (const r of resources) {
-      if (r.kind === 'Server') this.servers.set(key(r.tenant, r.name), { tenant: r.tenant, name: r.name, spec: r.spec as ServerSpec })
+      if (r.kind === 'Server')
+        this.servers.set(key(r.tenant, r.name), {
+          tenant: r.tenant,
+          name: r.name,
+          spec: r.spec as ServerSpec,
+        })
     }
     await Promise.all(closing)
-    const tenants = new Set([...resources.map((r) => r.tenant), ...[...this.indexes.keys()].map((k) => k.split('/')[0]!)])
+    const tenants = new Set([
+      ...resources.map((r) => r.tenant),
+      ...[...this.indexes.keys()].map((k) => k.split('/')[0]!),
+    ])
     this.indexes.clear()
-    for (const t of tenants) for (const kind of ['tools', 'resources', 'prompts'] as const) this.opts.onListChanged(t, kind)
+    for (const t of tenants)
+      for (const kind of ['tools', 'resources', 'prompts'] as const) this.opts.onListChanged(t, kind)
   }
 
   connection(tenant: string, name: string): UpstreamConnection | undefined {
@@ -140,7 +154,10 @@ export class Registry {
   }
 
   /** Prompts aggregate like tools: `{prefix}__{name}`. */
-  async prompts(tenant: string, server?: string): Promise<{ prompts: Map<string, ExposedPrompt>; problems: ListingProblem[] }> {
+  async prompts(
+    tenant: string,
+    server?: string,
+  ): Promise<{ prompts: Map<string, ExposedPrompt>; problems: ListingProblem[] }> {
     const prompts = new Map<string, ExposedPrompt>()
     const problems: ListingProblem[] = []
     await Promise.all(
@@ -149,7 +166,8 @@ export class Registry {
           for (const def of await conn.list('prompts')) {
             const name = String(def.name)
             const exposed = exposedName(prefixOf(conn.spec, conn.name), name, hash)
-            if (!prompts.has(exposed)) prompts.set(exposed, { exposed, connection: conn, name, def: { ...def, name: exposed } })
+            if (!prompts.has(exposed))
+              prompts.set(exposed, { exposed, connection: conn, name, def: { ...def, name: exposed } })
           }
         } catch (err) {
           problems.push({ connector: conn.name, message: (err as Error).message })
@@ -166,7 +184,11 @@ export class Registry {
   status(tenant: string, name: string): { status: string; era?: string; last_error?: string } | undefined {
     const c = this.connection(tenant, name)
     if (!c) return undefined
-    return { status: c.status, ...(c.era ? { era: c.era } : {}), ...(c.lastError ? { last_error: c.lastError } : {}) }
+    return {
+      status: c.status,
+      ...(c.era ? { era: c.era } : {}),
+      ...(c.lastError ? { last_error: c.lastError } : {}),
+    }
   }
 
   async close(): Promise<void> {
@@ -185,13 +207,16 @@ export class Registry {
       logger: this.opts.logger.child({ connector: r.name, tenant: r.tenant }),
       timeoutMs: this.opts.timeoutMs,
       onListChanged: (kind) => this.listChanged(r.tenant, kind),
-      onNotification: (method, params) => this.opts.onUpstreamNotification?.(r.tenant, r.name, method, params),
-      onStatus: (s) => this.opts.metrics.upstreamUp.set({ connector: r.name, tenant: r.tenant }, s === 'ready' ? 1 : 0),
+      onNotification: (method, params) =>
+        this.opts.onUpstreamNotification?.(r.tenant, r.name, method, params),
+      onStatus: (s) =>
+        this.opts.metrics.upstreamUp.set({ connector: r.name, tenant: r.tenant }, s === 'ready' ? 1 : 0),
     })
   }
 
   private listChanged(tenant: string, kind: ListKind): void {
-    if (kind === 'tools') for (const k of [...this.indexes.keys()]) if (k.startsWith(`${tenant}/`)) this.indexes.delete(k)
+    if (kind === 'tools')
+      for (const k of [...this.indexes.keys()]) if (k.startsWith(`${tenant}/`)) this.indexes.delete(k)
     this.opts.onListChanged(tenant, kind === 'resourceTemplates' ? 'resources' : kind)
   }
 
@@ -216,11 +241,22 @@ export class Registry {
       for (const def of defs) {
         const name = String(def.name)
         const exposed = exposedName(prefix, name, hash)
-        if (!passes(conn.spec.tools, name, exposed) || !passes(filter, name, exposed) || !passes(serverFilter, exposed)) continue
+        if (
+          !passes(conn.spec.tools, name, exposed) ||
+          !passes(filter, name, exposed) ||
+          !passes(serverFilter, exposed)
+        )
+          continue
         const prior = tools.get(exposed)
         if (prior) {
-          this.opts.logger.warn({ tenant, tool: exposed, kept: prior.connection.name, dropped: conn.name }, 'tool name collision; set a prefix')
-          problems.push({ connector: conn.name, message: `tool ${exposed} collides with connector ${prior.connection.name}; it is not exposed` })
+          this.opts.logger.warn(
+            { tenant, tool: exposed, kept: prior.connection.name, dropped: conn.name },
+            'tool name collision; set a prefix',
+          )
+          problems.push({
+            connector: conn.name,
+            message: `tool ${exposed} collides with connector ${prior.connection.name}; it is not exposed`,
+          })
           continue
         }
         tools.set(exposed, { exposed, connection: conn, name, def: { ...def, name: exposed } })

@@ -33,7 +33,8 @@ const AGENT_BRAND = Symbol.for('gatehouse.agent')
 /** Marks a module's default export as a Gatehouse agent and checks its shape early. */
 export function defineAgent<I = unknown, O = unknown>(def: AgentDefinition<I, O>): AgentDefinition<I, O> {
   if (!def || typeof def !== 'object') throw new TypeError('defineAgent expects an object')
-  if (typeof def.name !== 'string' || !def.name) throw new TypeError('defineAgent: name must be a non-empty string')
+  if (typeof def.name !== 'string' || !def.name)
+    throw new TypeError('defineAgent: name must be a non-empty string')
   if (typeof def.run !== 'function') throw new TypeError('defineAgent: run must be a function')
   return Object.defineProperty({ ...def }, AGENT_BRAND, { value: true, enumerable: false })
 }

@@ -31,7 +31,12 @@ export class Authenticator {
   private readonly cache: LRUCache<string, ApiKeyRecord | false>
   private readonly negativeTtlMs: number
 
-  constructor({ keys, cacheTtlMs = 30_000, negativeTtlMs = 5_000, maxEntries = 10_000 }: AuthenticatorOptions) {
+  constructor({
+    keys,
+    cacheTtlMs = 30_000,
+    negativeTtlMs = 5_000,
+    maxEntries = 10_000,
+  }: AuthenticatorOptions) {
     this.keys = keys
     this.negativeTtlMs = negativeTtlMs
     this.cache = new LRUCache({ max: maxEntries, ttl: cacheTtlMs })
@@ -71,12 +76,16 @@ export class Authenticator {
 }
 
 export function parseBearer(authorization: string | undefined): string {
-  if (!authorization) throw new GatewayError('unauthenticated', 'missing Authorization header (Bearer <API key>)')
+  if (!authorization)
+    throw new GatewayError('unauthenticated', 'missing Authorization header (Bearer <API key>)')
   const m = /^Bearer[ ]+([^\s]+)\s*$/i.exec(authorization)
   if (!m || !m[1]) throw new GatewayError('unauthenticated', 'Authorization header must be "Bearer <token>"')
   if (m[1].length > MAX_TOKEN_LENGTH) throw new GatewayError('unauthenticated', 'bearer token too long')
   if (m[1].split('.').length === 3 && !m[1].startsWith('gk_')) {
-    throw new GatewayError('unauthenticated', 'JWT bearer tokens need a configured OIDC issuer; none is configured')
+    throw new GatewayError(
+      'unauthenticated',
+      'JWT bearer tokens need a configured OIDC issuer; none is configured',
+    )
   }
   return m[1]
 }

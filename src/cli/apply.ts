@@ -17,12 +17,19 @@ export async function runApply(args: ParsedArgs): Promise<number> {
   const q = new URLSearchParams()
   if (one(args, 'dry-run')) q.set('dry_run', 'true')
   if (one(args, 'tenant')) q.set('tenant', one(args, 'tenant')!)
-  const res = (await call(target(args), 'POST', `/v1/admin/manifests${q.size ? '?' + q : ''}`, JSON.stringify(docs))) as {
+  const res = (await call(
+    target(args),
+    'POST',
+    `/v1/admin/manifests${q.size ? '?' + q : ''}`,
+    JSON.stringify(docs),
+  )) as {
     applied: { kind: string; tenant: string; name: string; action: string }[]
     dry_run: boolean
   }
   for (const a of res.applied) {
-    process.stdout.write(`${a.kind.toLowerCase()}/${a.name} (tenant ${a.tenant}) ${res.dry_run ? 'valid' : a.action}\n`)
+    process.stdout.write(
+      `${a.kind.toLowerCase()}/${a.name} (tenant ${a.tenant}) ${res.dry_run ? 'valid' : a.action}\n`,
+    )
   }
   return 0
 }

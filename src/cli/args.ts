@@ -30,7 +30,8 @@ export function parseArgs(argv: string[], booleans: ReadonlySet<string> = new Se
         push(name, 'true')
       } else {
         const v = argv[i + 1]
-        if (v === undefined || (v.startsWith('--') && v.length > 2)) throw new GatewayError('bad_request', `--${name} needs a value`)
+        if (v === undefined || (v.startsWith('--') && v.length > 2))
+          throw new GatewayError('bad_request', `--${name} needs a value`)
         push(name, v)
         i++
       }
@@ -52,6 +53,10 @@ export function all(args: ParsedArgs, name: string): string[] {
 
 export function rejectUnknown(args: ParsedArgs, known: readonly string[], command: string): void {
   for (const k of args.flags.keys()) {
-    if (!known.includes(k)) throw new GatewayError('bad_request', `unknown option --${k} for \`gatehouse ${command}\`; see \`gatehouse help\``)
+    if (!known.includes(k))
+      throw new GatewayError(
+        'bad_request',
+        `unknown option --${k} for \`gatehouse ${command}\`; see \`gatehouse help\``,
+      )
   }
 }

@@ -5,7 +5,11 @@ import { one, type ParsedArgs } from './args.js'
 export function target(args: ParsedArgs): { url: string; key: string } {
   const url = one(args, 'url') ?? process.env.GATEHOUSE_URL ?? 'http://127.0.0.1:7420'
   const key = one(args, 'key') ?? process.env.GATEHOUSE_KEY ?? process.env.GATEHOUSE_ADMIN_KEY
-  if (!key) throw new GatewayError('bad_request', 'no API key: pass --key KEY or set GATEHOUSE_KEY (or GATEHOUSE_ADMIN_KEY)')
+  if (!key)
+    throw new GatewayError(
+      'bad_request',
+      'no API key: pass --key KEY or set GATEHOUSE_KEY (or GATEHOUSE_ADMIN_KEY)',
+    )
   return { url: url.replace(/\/+$/, ''), key }
 }
 
@@ -21,20 +25,32 @@ export async function call(
   try {
     res = await fetch(t.url + path, {
       method,
-      headers: { authorization: `Bearer ${t.key}`, ...(body !== undefined ? { 'content-type': contentType } : {}) },
+      headers: {
+        authorization: `Bearer ${t.key}`,
+        ...(body !== undefined ? { 'content-type': contentType } : {}),
+      },
       ...(body !== undefined ? { body } : {}),
     })
   } catch (err) {
-    throw new GatewayError('unavailable', `cannot reach ${t.url} (${(err as Error).message}); is the gateway running? pass --url`)
+    throw new GatewayError(
+      'unavailable',
+      `cannot reach ${t.url} (${(err as Error).message}); is the gateway running? pass --url`,
+    )
   }
   const text = await res.text()
   const json: unknown = text ? safeJson(text) : undefined
   if (!res.ok) {
     const e = (json as { error?: { message?: string; details?: unknown } } | undefined)?.error
     const details = Array.isArray(e?.details)
-      ? '\n' + (e.details as { document?: string; path?: string; message?: string }[]).map((d) => `  ${d.document ?? ''} ${d.path ?? ''}: ${d.message}`).join('\n')
+      ? '\n' +
+        (e.details as { document?: string; path?: string; message?: string }[])
+          .map((d) => `  ${d.document ?? ''} ${d.path ?? ''}: ${d.message}`)
+          .join('\n')
       : ''
-    throw new GatewayError('bad_request', `${method} ${path} failed (${res.status}): ${e?.message ?? text}${details}`)
+    throw new GatewayError(
+      'bad_request',
+      `${method} ${path} failed (${res.status}): ${e?.message ?? text}${details}`,
+    )
   }
   return json
 }

@@ -11,7 +11,11 @@ export async function runSeal(args: ParsedArgs): Promise<number> {
   const dataDir = resolve(one(args, 'data') ?? process.env.GATEHOUSE_DATA ?? './.gatehouse')
   let value = one(args, 'value')
   if (value === undefined) {
-    if (process.stdin.isTTY) throw new GatewayError('bad_request', 'pipe the secret on stdin, e.g. `printf %s "$TOKEN" | gatehouse seal`')
+    if (process.stdin.isTTY)
+      throw new GatewayError(
+        'bad_request',
+        'pipe the secret on stdin, e.g. `printf %s "$TOKEN" | gatehouse seal`',
+      )
     value = readFileSync(0, 'utf8').replace(/\r?\n$/, '')
   }
   if (!value) throw new GatewayError('bad_request', 'nothing to seal: the value is empty')

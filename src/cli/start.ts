@@ -11,16 +11,23 @@ export async function runStart(args: ParsedArgs): Promise<number> {
   if (one(args, 'host')) flags.host = one(args, 'host')!
   if (one(args, 'port') !== undefined) {
     const port = Number(one(args, 'port'))
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new GatewayError('bad_request', `--port must be 0–65535, got ${one(args, 'port')}`)
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new GatewayError('bad_request', `--port must be 0–65535, got ${one(args, 'port')}`)
     flags.port = port
   }
   if (one(args, 'data')) flags.dataDir = one(args, 'data')!
   if (all(args, 'manifests').length) flags.manifests = all(args, 'manifests')
-  const config = parseConfig({ ...(file ? readConfigFile(file) : {}), ...configFromEnv(process.env), ...flags })
+  const config = parseConfig({
+    ...(file ? readConfigFile(file) : {}),
+    ...configFromEnv(process.env),
+    ...flags,
+  })
 
   const gw = await startGateway({ config })
   if (gw.generatedAdminKey) {
-    process.stdout.write(`gatehouse: generated admin key (shown once, also in ${gw.adminKeyFile}): ${gw.generatedAdminKey}\n`)
+    process.stdout.write(
+      `gatehouse: generated admin key (shown once, also in ${gw.adminKeyFile}): ${gw.generatedAdminKey}\n`,
+    )
   }
   process.stdout.write(`gatehouse listening on ${gw.url}\n`)
 

@@ -44,7 +44,8 @@ export function createOriginGuard({ listenHost, allowedOrigins, allowedHosts }: 
     const origin = req.headers.origin
     if (origin !== undefined) {
       const ok = origin !== 'null' && (origins.has(origin.toLowerCase()) || isLoopbackOrigin(origin))
-      if (!ok) throw new GatewayError('forbidden', `Origin ${origin} is not allowed (add it to allowedOrigins)`)
+      if (!ok)
+        throw new GatewayError('forbidden', `Origin ${origin} is not allowed (add it to allowedOrigins)`)
     }
     if (checkHost) {
       const host = req.headers.host

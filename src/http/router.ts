@@ -106,7 +106,9 @@ export function makeRouteRequest(
       const parsed = schema.safeParse(parseJson(await body()))
       if (!parsed.success) {
         const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`)
-        throw new GatewayError('bad_request', `invalid request body: ${problems.join('; ')}`, { details: parsed.error.issues })
+        throw new GatewayError('bad_request', `invalid request body: ${problems.join('; ')}`, {
+          details: parsed.error.issues,
+        })
       }
       return parsed.data
     },

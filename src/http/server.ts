@@ -21,7 +21,12 @@ export interface HttpServerOptions {
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.end()
     return
@@ -45,7 +50,10 @@ export function createHttpServer(opts: HttpServerOptions): Server {
     const url = new URL(req.url ?? '/', 'http://gatehouse.invalid')
     const match = opts.router.match(req.method ?? 'GET', url.pathname)
     if (match === undefined) throw new GatewayError('not_found', `no route for ${url.pathname}`)
-    if (match === 'method') throw new GatewayError('bad_request', `method ${req.method} is not allowed on ${url.pathname}`, { details: { status: 405 } })
+    if (match === 'method')
+      throw new GatewayError('bad_request', `method ${req.method} is not allowed on ${url.pathname}`, {
+        details: { status: 405 },
+      })
     const { route, params } = match
     guard(req)
     const requestId = (req.headers['x-request-id'] as string | undefined)?.slice(0, 128) || randomUUID()
@@ -56,7 +64,9 @@ export function createHttpServer(opts: HttpServerOptions): Server {
         : await opts.authenticator.authenticate(req.headers.authorization, {
             requestId,
             trace: {
-              ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),
+              ...(typeof req.headers.traceparent === 'string'
+                ? { traceparent: req.headers.traceparent }
+                : {}),
               ...(typeof req.headers.tracestate === 'string' ? { tracestate: req.headers.tracestate } : {}),
             },
           })

@@ -29,7 +29,13 @@ export async function applyManifests(
   const { resources, issues } = validateManifests(ctx, sources, existing)
   if (issues.length) throw manifestError(issues)
   if (dryRun) {
-    return resources.map((r) => ({ kind: r.kind, tenant: r.tenant, name: r.name, action: 'unchanged', generation: 0 }))
+    return resources.map((r) => ({
+      kind: r.kind,
+      tenant: r.tenant,
+      name: r.name,
+      action: 'unchanged',
+      generation: 0,
+    }))
   }
   const applied = await store.resources.apply(ctx, resources)
   return applied.map(({ resource, action }) => ({

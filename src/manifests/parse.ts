@@ -26,7 +26,8 @@ export function parseManifestText(text: string, origin: string, baseDir?: string
   let n = 0
   for (const d of list) {
     if (d.errors.length) {
-      for (const e of d.errors) issues.push({ document: origin, path: '', message: `syntax: ${e.message.split('\n')[0]}` })
+      for (const e of d.errors)
+        issues.push({ document: origin, path: '', message: `syntax: ${e.message.split('\n')[0]}` })
       continue
     }
     const value: unknown = d.toJS()
@@ -70,9 +71,13 @@ export function resolveFrom(baseDir: string | undefined, p: string): string {
 
 export function manifestError(issues: ManifestIssue[]): GatewayError {
   const lines = issues.map(formatIssue)
-  return new GatewayError('invalid_manifest', `invalid manifests (${issues.length} problem${issues.length === 1 ? '' : 's'}): ${lines.join('; ')}`, {
-    details: issues,
-  })
+  return new GatewayError(
+    'invalid_manifest',
+    `invalid manifests (${issues.length} problem${issues.length === 1 ? '' : 's'}): ${lines.join('; ')}`,
+    {
+      details: issues,
+    },
+  )
 }
 
 export function formatIssue(i: ManifestIssue): string {

@@ -6,10 +6,14 @@ import { z } from 'zod'
  */
 
 export const NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9_-]{0,47}[A-Za-z0-9])?$/
-const Name = z.string().regex(NAME_RE, 'must be 1–49 characters of [A-Za-z0-9_-], starting and ending alphanumeric')
+const Name = z
+  .string()
+  .regex(NAME_RE, 'must be 1–49 characters of [A-Za-z0-9_-], starting and ending alphanumeric')
 
 export const SecretRefSchema = z.union([
-  z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }).strict(),
+  z
+    .object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') })
+    .strict(),
   z.object({ sealed: z.string().startsWith('gh1.', 'must be a value made by `gatehouse seal`') }).strict(),
 ])
 
@@ -92,7 +96,11 @@ export const ConnectorSpecSchema = z
       })
     }
     if (spec.auth?.type === 'static' && spec.transport === 'stdio') {
-      ctx.addIssue({ code: 'custom', path: ['auth'], message: 'static auth applies to http connectors; pass stdio secrets in env' })
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth'],
+        message: 'static auth applies to http connectors; pass stdio secrets in env',
+      })
     }
   })
 

@@ -11,7 +11,11 @@ import {
 } from './schema.js'
 
 type IssuePath = readonly PropertyKey[]
-const joinPath = (p: IssuePath): string => p.map((s) => (typeof s === 'number' ? `[${s}]` : String(s))).join('.').replace(/\.\[/g, '[')
+const joinPath = (p: IssuePath): string =>
+  p
+    .map((s) => (typeof s === 'number' ? `[${s}]` : String(s)))
+    .join('.')
+    .replace(/\.\[/g, '[')
 
 export interface ValidationResult {
   resources: ResourceInput[]
@@ -31,7 +35,8 @@ export function validateManifests(
   const issues: ManifestIssue[] = []
   const resources: ResourceInput[] = []
   const seen = new Map<string, string>()
-  const add = (document: string, path: IssuePath, message: string) => issues.push({ document, path: joinPath(path), message })
+  const add = (document: string, path: IssuePath, message: string) =>
+    issues.push({ document, path: joinPath(path), message })
 
   for (const src of sources) {
     const env = EnvelopeSchema.safeParse(src.doc)
@@ -45,12 +50,18 @@ export function validateManifests(
       continue
     }
     if (!(SUPPORTED_KINDS as readonly string[]).includes(kind)) {
-      add(src.origin, ['kind'], `unknown kind ${kind}; expected one of ${[...SUPPORTED_KINDS, ...LATER_KINDS].join(', ')}`)
+      add(
+        src.origin,
+        ['kind'],
+        `unknown kind ${kind}; expected one of ${[...SUPPORTED_KINDS, ...LATER_KINDS].join(', ')}`,
+      )
       continue
     }
     const tenant = kind === 'Tenant' ? metadata.name : (metadata.tenant ?? ctx.tenant)
-    if (kind === 'Tenant' && metadata.tenant !== undefined) add(src.origin, ['metadata', 'tenant'], 'a Tenant has no tenant')
-    if (kind === 'Tenant' && !ctx.operator) add(src.origin, ['kind'], 'creating tenants needs an operator key')
+    if (kind === 'Tenant' && metadata.tenant !== undefined)
+      add(src.origin, ['metadata', 'tenant'], 'a Tenant has no tenant')
+    if (kind === 'Tenant' && !ctx.operator)
+      add(src.origin, ['kind'], 'creating tenants needs an operator key')
     if (tenant !== ctx.tenant && !ctx.operator) {
       add(src.origin, ['metadata', 'tenant'], `this key may only apply to tenant ${ctx.tenant}`)
     }
@@ -86,7 +97,8 @@ function checkReferences(
   issues: ManifestIssue[],
 ): void {
   const connectors = new Set<string>()
-  for (const r of [...existing, ...resources]) if (r.kind === 'Connector') connectors.add(`${r.tenant}/${r.name}`)
+  for (const r of [...existing, ...resources])
+    if (r.kind === 'Connector') connectors.add(`${r.tenant}/${r.name}`)
   resources.forEach((r) => {
     if (r.kind !== 'Server') return
     const origin = originOf(sources, resources, r)
@@ -104,7 +116,11 @@ function checkReferences(
 }
 
 /** `{prefix}__{tool}` must fit in 64 characters; the prefix alone may not use it all. */
-function checkToolNameLength(sources: ManifestSource[], resources: ResourceInput[], issues: ManifestIssue[]): void {
+function checkToolNameLength(
+  sources: ManifestSource[],
+  resources: ResourceInput[],
+  issues: ManifestIssue[],
+): void {
   for (const r of resources) {
     if (r.kind !== 'Connector') continue
     const prefix = (r.spec as ConnectorSpec).prefix ?? r.name

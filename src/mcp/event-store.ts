@@ -25,7 +25,10 @@ export class MemoryEventStore implements EventStore {
     return this.events.get(eventId)?.stream
   }
 
-  async replayEventsAfter(lastEventId: string, { send }: { send: (id: string, message: JSONRPCMessage) => Promise<void> }): Promise<string> {
+  async replayEventsAfter(
+    lastEventId: string,
+    { send }: { send: (id: string, message: JSONRPCMessage) => Promise<void> },
+  ): Promise<string> {
     const ev = this.events.get(lastEventId)
     if (!ev) return ''
     const list = this.streams.get(ev.stream) ?? []

@@ -28,7 +28,11 @@ export interface HandlerDeps {
 /** The CallContext our HTTP layer authenticated, carried through the SDK as authInfo.extra. */
 export function callContextOf(ctx: ServerContext): CallContext {
   const c = (ctx.http?.authInfo?.extra as { callContext?: CallContext } | undefined)?.callContext
-  if (!c) throw new ProtocolError(ProtocolErrorCode.InternalError, 'request reached MCP handlers without authentication')
+  if (!c)
+    throw new ProtocolError(
+      ProtocolErrorCode.InternalError,
+      'request reached MCP handlers without authentication',
+    )
   return c
 }
 
@@ -49,15 +53,23 @@ function relayHooks(ctx: ServerContext, modern: boolean): CallHooks {
     ...(token !== undefined
       ? {
           onProgress: (p: JsonObject) =>
-            void ctx.mcpReq.notify({ method: 'notifications/progress', params: { ...p, progressToken: token } }).catch(() => {}),
+            void ctx.mcpReq
+              .notify({ method: 'notifications/progress', params: { ...p, progressToken: token } })
+              .catch(() => {}),
         }
       : {}),
-    onNotification: (method, params) => void ctx.mcpReq.notify({ method, ...(params ? { params } : {}) } as never).catch(() => {}),
+    onNotification: (method, params) =>
+      void ctx.mcpReq.notify({ method, ...(params ? { params } : {}) } as never).catch(() => {}),
     onRequest: async (method, params) => {
       if (modern) {
-        throw new UpstreamRpcError(-32601, `relaying ${method} from a 2025-era upstream to a 2026-era client is not supported yet`)
+        throw new UpstreamRpcError(
+          -32601,
+          `relaying ${method} from a 2025-era upstream to a 2026-era client is not supported yet`,
+        )
       }
-      return ctx.mcpReq.send({ method, ...(params ? { params } : {}) } as never, { signal: ctx.mcpReq.signal })
+      return ctx.mcpReq.send({ method, ...(params ? { params } : {}) } as never, {
+        signal: ctx.mcpReq.signal,
+      })
     },
   }
 }
@@ -70,7 +82,8 @@ function toolError(text: string): JsonObject {
 function callFailure(err: unknown, exposed: string): JsonObject {
   if (err instanceof UpstreamRpcError) throw new ProtocolError(err.code, err.message, err.data)
   if (err instanceof GatewayError) {
-    if (err.code === 'not_found') throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${exposed}`)
+    if (err.code === 'not_found')
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${exposed}`)
     if (err.code === 'internal') throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error')
     return toolError(err.message)
   }
@@ -127,19 +140,23 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
   })
 
   server.setRequestHandler('resources/list', async () => ({ resources: (await resources.list()) as never }))
-  server.setRequestHandler('resources/templates/list', async () => ({ resourceTemplates: (await resources.templates()) as never }))
+  server.setRequestHandler('resources/templates/list', async () => ({
+    resourceTemplates: (await resources.templates()) as never,
+  }))
   server.setRequestHandler('resources/read', async (req, ctx) =>
     forward(await resources.route(req.params.uri), 'resources/read', req.params, ctx),
   )
   server.setRequestHandler('resources/subscribe', async (req, ctx) => {
     const conn = await resources.route(req.params.uri)
-    if (conn.capabilities?.resources && (conn.capabilities.resources as JsonObject).subscribe) await forward(conn, 'resources/subscribe', req.params, ctx)
+    if (conn.capabilities?.resources && (conn.capabilities.resources as JsonObject).subscribe)
+      await forward(conn, 'resources/subscribe', req.params, ctx)
     deps.subscriptions?.add(req.params.uri)
     return {}
   })
   server.setRequestHandler('resources/unsubscribe', async (req, ctx) => {
     const conn = await resources.route(req.params.uri)
-    if (conn.capabilities?.resources && (conn.capabilities.resources as JsonObject).subscribe) await forward(conn, 'resources/unsubscribe', req.params, ctx)
+    if (conn.capabilities?.resources && (conn.capabilities.resources as JsonObject).subscribe)
+      await forward(conn, 'resources/unsubscribe', req.params, ctx)
     deps.subscriptions?.remove(req.params.uri)
     return {}
   })
@@ -159,7 +176,12 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
     if (ref.type === 'ref/prompt') {
       const p = (await registry.prompts(scope.tenant, scope.server)).prompts.get(String(ref.name))
       if (!p) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown prompt: ${ref.name}`)
-      return forward(p.connection, 'completion/complete', { ...req.params, ref: { ...ref, name: p.name } }, ctx)
+      return forward(
+        p.connection,
+        'completion/complete',
+        { ...req.params, ref: { ...ref, name: p.name } },
+        ctx,
+      )
     }
     return forward(await resources.route(String(ref.uri)), 'completion/complete', req.params, ctx)
   })
@@ -168,7 +190,12 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
 }
 
 /** Relays a request to one upstream as-is, mapping its errors to protocol errors. */
-async function forward(conn: UpstreamConnection, method: string, params: unknown, ctx: ServerContext): Promise<never> {
+async function forward(
+  conn: UpstreamConnection,
+  method: string,
+  params: unknown,
+  ctx: ServerContext,
+): Promise<never> {
   try {
     return (await conn.request(method, params as JsonObject, {
       hooks: relayHooks(ctx, ctx.mcpReq.envelope !== undefined),
@@ -176,6 +203,9 @@ async function forward(conn: UpstreamConnection, method: string, params: unknown
     })) as never
   } catch (err) {
     if (err instanceof UpstreamRpcError) throw new ProtocolError(err.code, err.message, err.data)
-    throw new ProtocolError(ProtocolErrorCode.InternalError, `connector ${conn.name} is unavailable: ${(err as Error).message}`)
+    throw new ProtocolError(
+      ProtocolErrorCode.InternalError,
+      `connector ${conn.name} is unavailable: ${(err as Error).message}`,
+    )
   }
 }

@@ -65,26 +65,41 @@ export class McpIngress {
   }
 
   /** Serves one HTTP request on `/mcp` or `/mcp/{server}`; `body` is the raw POST body, already size-checked. */
-  async handle(req: IncomingMessage, res: ServerResponse, ctx: CallContext, scope: Scope, body: Buffer | undefined): Promise<void> {
+  async handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: CallContext,
+    scope: Scope,
+    body: Buffer | undefined,
+  ): Promise<void> {
     let parsed: unknown
     if (req.method === 'POST') {
       const type = String(req.headers['content-type'] ?? '')
       if (!/^application\/json\b/i.test(type)) {
-        return send(res, rpcError(415, -32000, 'Unsupported Media Type: Content-Type must be application/json'))
+        return send(
+          res,
+          rpcError(415, -32000, 'Unsupported Media Type: Content-Type must be application/json'),
+        )
       }
       try {
         parsed = JSON.parse(body!.toString('utf8'))
       } catch {
         return send(res, rpcError(400, -32700, 'Parse error: the body is not valid JSON'))
       }
-      if (parsed === null || typeof parsed !== 'object') return send(res, rpcError(400, -32600, 'Invalid Request: expected a JSON-RPC message'))
+      if (parsed === null || typeof parsed !== 'object')
+        return send(res, rpcError(400, -32600, 'Invalid Request: expected a JSON-RPC message'))
     }
     const ac = new AbortController()
     res.on('close', () => {
       if (!res.writableFinished) ac.abort()
     })
     const request = toWebRequest(req, ac.signal)
-    const authInfo = { token: 'authenticated', clientId: ctx.principal.id, scopes: [...ctx.scopes], extra: { callContext: ctx } }
+    const authInfo = {
+      token: 'authenticated',
+      clientId: ctx.principal.id,
+      scopes: [...ctx.scopes],
+      extra: { callContext: ctx },
+    }
     const opts = { ...(parsed !== undefined ? { parsedBody: parsed } : {}), authInfo }
     let response: Response
     if (req.method !== 'POST' || (await isLegacyRequest(request, parsed))) {
@@ -99,7 +114,12 @@ export class McpIngress {
   listChanged(tenant: string, kind: ListKind): void {
     for (const s of this.sessions.values()) {
       if (s.scope.tenant !== tenant) continue
-      const p = kind === 'tools' ? s.server.sendToolListChanged() : kind === 'prompts' ? s.server.sendPromptListChanged() : s.server.sendResourceListChanged()
+      const p =
+        kind === 'tools'
+          ? s.server.sendToolListChanged()
+          : kind === 'prompts'
+            ? s.server.sendPromptListChanged()
+            : s.server.sendResourceListChanged()
       void p.catch(() => {})
     }
     for (const [k, h] of this.modern) {
@@ -115,7 +135,8 @@ export class McpIngress {
     if (method !== 'notifications/resources/updated') return
     const uri = String(params?.uri ?? '')
     for (const s of this.sessions.values()) {
-      if (s.scope.tenant === tenant && s.subscriptions.has(uri)) void s.server.sendResourceUpdated({ uri }).catch(() => {})
+      if (s.scope.tenant === tenant && s.subscriptions.has(uri))
+        void s.server.sendResourceUpdated({ uri }).catch(() => {})
     }
     for (const [k, h] of this.modern) if (k.startsWith(`${tenant}/`)) h.notify.resourceUpdated(uri)
   }
@@ -128,12 +149,23 @@ export class McpIngress {
     await Promise.allSettled([...this.modern.values()].map((h) => h.close()))
   }
 
-  private async legacy(request: Request, opts: object, ctx: CallContext, scope: Scope, parsed: unknown): Promise<Response> {
+  private async legacy(
+    request: Request,
+    opts: object,
+    ctx: CallContext,
+    scope: Scope,
+    parsed: unknown,
+  ): Promise<Response> {
     const sid = request.headers.get('mcp-session-id')
     if (sid) {
       const s = this.sessions.get(sid)
       // A session of another principal, tenant or endpoint is as unknown as an expired one.
-      if (!s || s.owner !== ownerOf(ctx) || s.scope.tenant !== scope.tenant || s.scope.server !== scope.server) {
+      if (
+        !s ||
+        s.owner !== ownerOf(ctx) ||
+        s.scope.tenant !== scope.tenant ||
+        s.scope.server !== scope.server
+      ) {
         return rpcError(404, -32001, 'Session not found')
       }
       s.lastSeen = Date.now()
@@ -145,14 +177,28 @@ export class McpIngress {
     if (this.sessions.size >= this.maxSessions) this.reap(true)
     const id = randomUUID()
     const subscriptions = new Set<string>()
-    const server = buildServer({ ...this.opts, subscriptions: { add: (u) => subscriptions.add(u), remove: (u) => subscriptions.delete(u) } }, scope)
+    const server = buildServer(
+      {
+        ...this.opts,
+        subscriptions: { add: (u) => subscriptions.add(u), remove: (u) => subscriptions.delete(u) },
+      },
+      scope,
+    )
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => id,
       eventStore: this.events,
       retryInterval: 1000,
       maxRequestBodySize: this.opts.maxBodyBytes,
       onsessioninitialized: () => {
-        this.sessions.set(id, { id, transport, server, scope, owner: ownerOf(ctx), lastSeen: Date.now(), subscriptions })
+        this.sessions.set(id, {
+          id,
+          transport,
+          server,
+          scope,
+          owner: ownerOf(ctx),
+          lastSeen: Date.now(),
+          subscriptions,
+        })
       },
       onsessionclosed: () => this.forget(id),
     })
@@ -187,7 +233,11 @@ export class McpIngress {
     const now = Date.now()
     const victims = [...this.sessions.values()].filter((s) => now - s.lastSeen > this.idleMs)
     if (pressure && victims.length === 0) {
-      victims.push(...[...this.sessions.values()].sort((a, b) => a.lastSeen - b.lastSeen).slice(0, Math.ceil(this.sessions.size / 10)))
+      victims.push(
+        ...[...this.sessions.values()]
+          .sort((a, b) => a.lastSeen - b.lastSeen)
+          .slice(0, Math.ceil(this.sessions.size / 10)),
+      )
     }
     for (const s of victims) {
       this.forget(s.id)
@@ -205,7 +255,11 @@ function toWebRequest(req: IncomingMessage, signal: AbortSignal): Request {
     if (v === undefined) continue
     headers.set(k, Array.isArray(v) ? v.join(', ') : v)
   }
-  return new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, { method: req.method ?? 'GET', headers, signal })
+  return new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
+    method: req.method ?? 'GET',
+    headers,
+    signal,
+  })
 }
 
 /** Writes a Web Response to node: buffered for JSON, streamed for SSE. */

@@ -28,7 +28,8 @@ export class ResourceRouter {
   async route(uri: string): Promise<UpstreamConnection> {
     const sel = this.registry.selection(this.scope.tenant, this.scope.server)
     if (sel.length === 1) return sel[0]!.conn
-    for (const { conn, items } of await this.collect('resources')) if (items.some((r) => r.uri === uri)) return conn
+    for (const { conn, items } of await this.collect('resources'))
+      if (items.some((r) => r.uri === uri)) return conn
     let best: { conn: UpstreamConnection; len: number } | undefined
     for (const { conn, items } of await this.collect('resourceTemplates')) {
       for (const t of items) {
@@ -40,7 +41,9 @@ export class ResourceRouter {
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Resource not found: ${uri}`, { uri })
   }
 
-  private async collect(kind: 'resources' | 'resourceTemplates'): Promise<{ conn: UpstreamConnection; items: JsonObject[] }[]> {
+  private async collect(
+    kind: 'resources' | 'resourceTemplates',
+  ): Promise<{ conn: UpstreamConnection; items: JsonObject[] }[]> {
     const sel = this.registry.selection(this.scope.tenant, this.scope.server)
     return Promise.all(
       sel.map(async ({ conn }) => ({ conn, items: await conn.list(kind).catch(() => [] as JsonObject[]) })),

@@ -28,7 +28,15 @@ export function argsHash(args: unknown): string {
  * traceparent and is propagated upstream; the audit row names tenant, principal, tool, an
  * argument hash (never the arguments), outcome and latency.
  */
-export function observeStage({ telemetry, metrics, audit }: { telemetry: Telemetry; metrics: Metrics; audit: AuditWriter }): Stage {
+export function observeStage({
+  telemetry,
+  metrics,
+  audit,
+}: {
+  telemetry: Telemetry
+  metrics: Metrics
+  audit: AuditWriter
+}): Stage {
   return async (call, next) => {
     const { ctx, tool } = call
     const started = performance.now()
@@ -66,7 +74,9 @@ export function observeStage({ telemetry, metrics, audit }: { telemetry: Telemet
       throw err
     } finally {
       const ms = performance.now() - started
-      span.setStatus(outcome === 'ok' ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: errorCode })
+      span.setStatus(
+        outcome === 'ok' ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: errorCode },
+      )
       span.end()
       metrics.toolCalls.inc({ connector: tool.connection.name, tool: tool.name, outcome })
       metrics.toolLatency.observe({ connector: tool.connection.name, tool: tool.name }, ms / 1000)
@@ -91,7 +101,8 @@ export function observeStage({ telemetry, metrics, audit }: { telemetry: Telemet
 
 /** The connector must belong to the caller's tenant: a second check behind the registry lookup. */
 export const scopeStage: Stage = (call, next) => {
-  if (call.tool.connection.tenant !== call.ctx.tenant) throw new GatewayError('not_found', `unknown tool ${call.tool.exposed}`)
+  if (call.tool.connection.tenant !== call.ctx.tenant)
+    throw new GatewayError('not_found', `unknown tool ${call.tool.exposed}`)
   return next()
 }
 
@@ -105,7 +116,8 @@ export const allowAll: PolicyDecider = { decide: async () => ({ decision: 'allow
 export function policyStage(policy: PolicyDecider): Stage {
   return async (call, next) => {
     const d = await policy.decide(call)
-    if (d.decision === 'deny') throw new GatewayError('forbidden', `policy denies ${call.tool.exposed}: ${d.reason}`)
+    if (d.decision === 'deny')
+      throw new GatewayError('forbidden', `policy denies ${call.tool.exposed}: ${d.reason}`)
     return next()
   }
 }
@@ -132,12 +144,20 @@ export async function executeUpstream(call: ToolCall): Promise<JsonObject> {
     return await tool.connection.request(
       'tools/call',
       { ...call.extra, name: tool.name, arguments: call.args },
-      { headers: call.headers, ...(call.relay ? { hooks: call.relay } : {}), ...(call.signal ? { signal: call.signal } : {}) },
+      {
+        headers: call.headers,
+        ...(call.relay ? { hooks: call.relay } : {}),
+        ...(call.signal ? { signal: call.signal } : {}),
+      },
     )
   } catch (err) {
     if (err instanceof UpstreamRpcError) throw err
     if (err instanceof UpstreamUnavailableError) {
-      throw new GatewayError('upstream_unavailable', `connector ${tool.connection.name} is unavailable: ${err.message}`, { cause: err })
+      throw new GatewayError(
+        'upstream_unavailable',
+        `connector ${tool.connection.name} is unavailable: ${err.message}`,
+        { cause: err },
+      )
     }
     throw err
   }

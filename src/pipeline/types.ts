@@ -26,7 +26,10 @@ export type Next = () => Promise<JsonObject>
 export type Stage = (call: ToolCall, next: Next) => Promise<JsonObject>
 
 /** Chains stages into one function; the last calls `terminal`. */
-export function compose(stages: readonly Stage[], terminal: (call: ToolCall) => Promise<JsonObject>): (call: ToolCall) => Promise<JsonObject> {
+export function compose(
+  stages: readonly Stage[],
+  terminal: (call: ToolCall) => Promise<JsonObject>,
+): (call: ToolCall) => Promise<JsonObject> {
   return (call) => {
     const step = (i: number): Promise<JsonObject> => {
       const stage = stages[i]

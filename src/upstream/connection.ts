@@ -3,12 +3,22 @@ import type { Logger } from '../log.js'
 import type { ConnectorSpec } from '../manifests/schema.js'
 import type { SecretResolver } from '../vault/secrets.js'
 import { HttpTransport, LEGACY, MODERN, SessionExpiredError, type Era } from './http.js'
-import { UpstreamRpcError, UpstreamUnavailableError, type JsonObject, type RequestOptions, type RpcTransport } from './rpc.js'
+import {
+  UpstreamRpcError,
+  UpstreamUnavailableError,
+  type JsonObject,
+  type RequestOptions,
+  type RpcTransport,
+} from './rpc.js'
 import { StdioTransport } from './stdio.js'
 
 export const CLIENT_INFO = { name: 'gatehouse', version: '0.1.0' }
 /** What the gateway tells upstreams it can do: it relays these to the downstream client. */
-export const CLIENT_CAPABILITIES: JsonObject = { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } }
+export const CLIENT_CAPABILITIES: JsonObject = {
+  sampling: {},
+  elicitation: { form: {}, url: {} },
+  roots: { listChanged: true },
+}
 
 export type ConnectionStatus = 'idle' | 'connecting' | 'ready' | 'down' | 'stopped'
 export type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts'
@@ -97,7 +107,9 @@ export class UpstreamConnection {
     if (this.status === 'stopped') throw new UpstreamUnavailableError(`connector ${this.name} is stopped`)
     const wait = this.nextAttemptAt - Date.now()
     if (wait > 0) {
-      throw new UpstreamUnavailableError(`connector ${this.name} is down (${this.lastError ?? 'unknown error'}); retrying in ${wait} ms`)
+      throw new UpstreamUnavailableError(
+        `connector ${this.name} is down (${this.lastError ?? 'unknown error'}); retrying in ${wait} ms`,
+      )
     }
     this.setStatus('connecting')
     this.connecting = this.connect().then(
@@ -123,7 +135,11 @@ export class UpstreamConnection {
   }
 
   /** One request, re-initialising once if the upstream session expired. */
-  async request(method: string, params: JsonObject | undefined, ro: Omit<RequestOptions, 'timeoutMs'> & { timeoutMs?: number }): Promise<JsonObject> {
+  async request(
+    method: string,
+    params: JsonObject | undefined,
+    ro: Omit<RequestOptions, 'timeoutMs'> & { timeoutMs?: number },
+  ): Promise<JsonObject> {
     const opts: RequestOptions = { ...ro, timeoutMs: ro.timeoutMs ?? this.timeoutMs }
     const live = await this.ensure()
     try {
@@ -184,7 +200,13 @@ export class UpstreamConnection {
     const spec = this.spec
     if (spec.transport === 'stdio') {
       const env = this.opts.secrets.resolveMap(spec.env, `connector ${this.name} env`)
-      const t = new StdioTransport({ command: spec.command, args: spec.args, env, ...(spec.cwd ? { cwd: spec.cwd } : {}), logger: this.opts.logger })
+      const t = new StdioTransport({
+        command: spec.command,
+        args: spec.args,
+        env,
+        ...(spec.cwd ? { cwd: spec.cwd } : {}),
+        logger: this.opts.logger,
+      })
       return this.initialize(t, LEGACY)
     }
     const headers = this.opts.secrets.resolveMap(spec.headers, `connector ${this.name} headers`)
@@ -206,12 +228,16 @@ export class UpstreamConnection {
         },
       })
     const want = spec.protocol
-    if (want === LEGACY || (want === 'auto' && this.modernUnsupported)) return this.initialize(make(LEGACY), LEGACY)
+    if (want === LEGACY || (want === 'auto' && this.modernUnsupported))
+      return this.initialize(make(LEGACY), LEGACY)
     const modern = make(MODERN)
     try {
-      const res = await modern.request('server/discover', undefined, { timeoutMs: Math.min(this.timeoutMs, 10_000) })
+      const res = await modern.request('server/discover', undefined, {
+        timeoutMs: Math.min(this.timeoutMs, 10_000),
+      })
       const versions = Array.isArray(res.supportedVersions) ? (res.supportedVersions as string[]) : []
-      if (!versions.includes(MODERN)) throw new UpstreamRpcError(-32000, `upstream does not support ${MODERN}`)
+      if (!versions.includes(MODERN))
+        throw new UpstreamRpcError(-32000, `upstream does not support ${MODERN}`)
       return this.adopt(modern, MODERN, res)
     } catch (err) {
       await modern.close()
@@ -228,7 +254,8 @@ export class UpstreamConnection {
         { protocolVersion: LEGACY, capabilities: CLIENT_CAPABILITIES, clientInfo: CLIENT_INFO },
         { timeoutMs: Math.min(this.timeoutMs, 30_000) },
       )
-      if (t instanceof HttpTransport && typeof res.protocolVersion === 'string') t.protocolVersion = res.protocolVersion
+      if (t instanceof HttpTransport && typeof res.protocolVersion === 'string')
+        t.protocolVersion = res.protocolVersion
       await t.notify('notifications/initialized')
       const live = this.adopt(t, era, res)
       if (t instanceof HttpTransport) t.openListenStream()
@@ -244,13 +271,18 @@ export class UpstreamConnection {
       transport: t,
       era,
       capabilities: (res.capabilities as JsonObject) ?? {},
-      serverInfo: ((res.serverInfo ?? (res._meta as JsonObject | undefined)?.['io.modelcontextprotocol/serverInfo']) as JsonObject) ?? {},
+      serverInfo:
+        ((res.serverInfo ??
+          (res._meta as JsonObject | undefined)?.['io.modelcontextprotocol/serverInfo']) as JsonObject) ?? {},
       ...(typeof res.instructions === 'string' ? { instructions: res.instructions } : {}),
     }
     t.onNotification = (method, params) => this.onNotification(method, params)
     t.onClose = (reason) => {
       if (this.live !== live) return
-      this.opts.logger.warn({ connector: this.name, tenant: this.tenant, reason: reason.message }, 'upstream connection lost')
+      this.opts.logger.warn(
+        { connector: this.name, tenant: this.tenant, reason: reason.message },
+        'upstream connection lost',
+      )
       this.drop(live)
       this.markDown(reason)
     }

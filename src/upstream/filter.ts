@@ -6,7 +6,14 @@ const cache = new Map<string, RegExp>()
 function globToRegExp(glob: string): RegExp {
   let re = cache.get(glob)
   if (!re) {
-    re = new RegExp('^' + glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$')
+    re = new RegExp(
+      '^' +
+        glob
+          .split('*')
+          .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.*') +
+        '$',
+    )
     cache.set(glob, re)
   }
   return re
@@ -15,7 +22,8 @@ function globToRegExp(glob: string): RegExp {
 /** True when any of `names` passes the filter: allow (if given) must match one, deny must match none. */
 export function passes(filter: ToolFilter | undefined, ...names: string[]): boolean {
   if (!filter) return true
-  const hit = (globs: string[] | undefined) => globs?.some((g) => names.some((n) => globToRegExp(g).test(n))) ?? false
+  const hit = (globs: string[] | undefined) =>
+    globs?.some((g) => names.some((n) => globToRegExp(g).test(n))) ?? false
   if (filter.allow && !hit(filter.allow)) return false
   return !hit(filter.deny)
 }

@@ -43,7 +43,11 @@ const NAME_FIELD: Record<string, string> = {
 
 /** Header values outside printable ASCII travel base64-wrapped (SEP-2243 sentinel form). */
 function headerValue(v: string): string {
-  const plain = v.length > 0 && v === v.trim() && /^[\t\x20-\x7e]*$/.test(v) && !(v.startsWith('=?base64?') && v.endsWith('?='))
+  const plain =
+    v.length > 0 &&
+    v === v.trim() &&
+    /^[\t\x20-\x7e]*$/.test(v) &&
+    !(v.startsWith('=?base64?') && v.endsWith('?='))
   return plain ? v : `=?base64?${Buffer.from(v, 'utf8').toString('base64')}?=`
 }
 
@@ -89,10 +93,17 @@ export class HttpTransport implements RpcTransport {
     const headers = this.headersFor(method, params, ro.headers)
     const body = JSON.stringify({ jsonrpc: '2.0', id, method, ...(outParams ? { params: outParams } : {}) })
     const ac = new AbortController()
-    const timer = setTimeout(() => ac.abort(new UpstreamRpcError(-32001, `upstream did not answer within ${ro.timeoutMs} ms`)), ro.timeoutMs)
+    const timer = setTimeout(
+      () => ac.abort(new UpstreamRpcError(-32001, `upstream did not answer within ${ro.timeoutMs} ms`)),
+      ro.timeoutMs,
+    )
     const onAbort = () => {
       if (this.opts.era === LEGACY && this.sessionId) {
-        void this.post({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: String(ro.signal?.reason ?? 'cancelled') } })
+        void this.post({
+          jsonrpc: '2.0',
+          method: 'notifications/cancelled',
+          params: { requestId: id, reason: String(ro.signal?.reason ?? 'cancelled') },
+        })
       }
       ac.abort(new UpstreamRpcError(-32800, 'request cancelled'))
     }
@@ -112,7 +123,10 @@ export class HttpTransport implements RpcTransport {
   }
 
   async notify(method: string, params?: JsonObject): Promise<void> {
-    const p = this.opts.era === MODERN ? { ...params, _meta: { ...((params?._meta as JsonObject) ?? {}), ...this.opts.envelope } } : params
+    const p =
+      this.opts.era === MODERN
+        ? { ...params, _meta: { ...((params?._meta as JsonObject) ?? {}), ...this.opts.envelope } }
+        : params
     await this.post({ jsonrpc: '2.0', method, ...(p ? { params: p } : {}) })
   }
 
@@ -129,14 +143,23 @@ export class HttpTransport implements RpcTransport {
     this.listen?.abort()
     if (this.opts.era === LEGACY && this.sessionId) {
       await this.pool
-        .request({ path: this.path, method: 'DELETE', headers: this.headersFor('', undefined, undefined), headersTimeout: 2000 })
+        .request({
+          path: this.path,
+          method: 'DELETE',
+          headers: this.headersFor('', undefined, undefined),
+          headersTimeout: 2000,
+        })
         .then((r) => r.body.dump())
         .catch(() => {})
     }
     await this.pool.close().catch(() => {})
   }
 
-  private headersFor(method: string, params: JsonObject | undefined, extra: Record<string, string> | undefined): Record<string, string> {
+  private headersFor(
+    method: string,
+    params: JsonObject | undefined,
+    extra: Record<string, string> | undefined,
+  ): Record<string, string> {
     const h: Record<string, string> = {
       ...this.opts.headers,
       ...extra,
@@ -186,14 +209,23 @@ export class HttpTransport implements RpcTransport {
     const msg = parseMessage(text)
     if (msg && (msg.result !== undefined || msg.error)) return settle(msg)
     if (res.statusCode >= 500) throw new UpstreamUnavailableError(`upstream answered HTTP ${res.statusCode}`)
-    throw new UpstreamRpcError(-32603, `upstream answered HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200)}` : ''}`)
+    throw new UpstreamRpcError(
+      -32603,
+      `upstream answered HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200)}` : ''}`,
+    )
   }
 
   /**
    * Reads a call's SSE response. A 2025-era server may close the stream before answering
    * (SSE polling); the call then resumes with GET + Last-Event-ID, as often as the server allows.
    */
-  private async readSse(id: number, first: Dispatcher.ResponseData, hooks: CallHooks | undefined, token: string | undefined, signal: AbortSignal): Promise<JsonObject> {
+  private async readSse(
+    id: number,
+    first: Dispatcher.ResponseData,
+    hooks: CallHooks | undefined,
+    token: string | undefined,
+    signal: AbortSignal,
+  ): Promise<JsonObject> {
     const parser = new SseParser()
     let res = first
     let lastId: string | undefined
@@ -218,12 +250,21 @@ export class HttpTransport implements RpcTransport {
       res = await this.pool.request({
         path: this.path,
         method: 'GET',
-        headers: { ...this.headersFor('', undefined, undefined), accept: 'text/event-stream', 'last-event-id': lastId },
+        headers: {
+          ...this.headersFor('', undefined, undefined),
+          accept: 'text/event-stream',
+          'last-event-id': lastId,
+        },
         signal,
       })
-      if (res.statusCode !== 200 || !String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+      if (
+        res.statusCode !== 200 ||
+        !String(res.headers['content-type'] ?? '').startsWith('text/event-stream')
+      ) {
         await res.body.dump()
-        throw new UpstreamUnavailableError(`upstream refused to resume the response stream (HTTP ${res.statusCode})`)
+        throw new UpstreamUnavailableError(
+          `upstream refused to resume the response stream (HTTP ${res.statusCode})`,
+        )
       }
     }
   }
@@ -237,7 +278,11 @@ export class HttpTransport implements RpcTransport {
       void answerServerRequest(msg, target, undefined).then((reply) => this.post(reply))
       return
     }
-    if (msg.method === 'notifications/progress' && token !== undefined && String(msg.params?.progressToken) === token) {
+    if (
+      msg.method === 'notifications/progress' &&
+      token !== undefined &&
+      String(msg.params?.progressToken) === token
+    ) {
       hooks?.onProgress?.(msg.params ?? {})
     } else if (hooks?.onNotification && msg.method === 'notifications/message') {
       hooks.onNotification(msg.method, msg.params)
@@ -266,7 +311,12 @@ export class HttpTransport implements RpcTransport {
     let delay = 500
     while (!signal.aborted && !this.closed) {
       try {
-        const res = await this.pool.request({ path: this.path, method: 'GET', headers: { ...this.headersFor('', undefined, undefined), accept: 'text/event-stream' }, signal })
+        const res = await this.pool.request({
+          path: this.path,
+          method: 'GET',
+          headers: { ...this.headersFor('', undefined, undefined), accept: 'text/event-stream' },
+          signal,
+        })
         if (res.statusCode === 405 || res.statusCode === 404) {
           await res.body.dump()
           return

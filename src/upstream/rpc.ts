@@ -87,7 +87,12 @@ export async function answerServerRequest(
     const result = await handler(method, msg.params)
     return { jsonrpc: '2.0', id, result: result ?? {} }
   } catch (err) {
-    const code = err instanceof UpstreamRpcError ? err.code : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : INTERNAL_ERROR
+    const code =
+      err instanceof UpstreamRpcError
+        ? err.code
+        : typeof (err as { code?: unknown }).code === 'number'
+          ? (err as { code: number }).code
+          : INTERNAL_ERROR
     return { jsonrpc: '2.0', id, error: { code, message: (err as Error).message ?? 'relay failed' } }
   }
 }

@@ -29,7 +29,11 @@ export class SseParser {
       this.buf = this.buf.slice(nl + sep)
       if (line === '') {
         if (this.data.length) {
-          out.push({ data: this.data.join('\n'), ...(this.id !== undefined ? { id: this.id } : {}), ...(this.event ? { event: this.event } : {}) })
+          out.push({
+            data: this.data.join('\n'),
+            ...(this.id !== undefined ? { id: this.id } : {}),
+            ...(this.event ? { event: this.event } : {}),
+          })
         }
         this.data = []
         this.event = undefined

@@ -32,7 +32,20 @@ interface Pending {
 }
 
 /** Variables a child needs to run at all; secrets of the gateway are not passed through. */
-const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TERM', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ', 'NODE_PATH', 'SYSTEMROOT']
+const INHERITED = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'TERM',
+  'LANG',
+  'LC_ALL',
+  'TMPDIR',
+  'TZ',
+  'NODE_PATH',
+  'SYSTEMROOT',
+]
 
 export function childEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {}
@@ -65,12 +78,15 @@ export class StdioTransport implements RpcTransport {
     const maxLine = opts.maxLineBytes ?? 16 * 1024 * 1024
     const rl = createInterface({ input: this.child.stdout!, crlfDelay: Infinity })
     rl.on('line', (line) => {
-      if (line.length > maxLine) return this.fail(new UpstreamUnavailableError('upstream sent an oversized message'))
+      if (line.length > maxLine)
+        return this.fail(new UpstreamUnavailableError('upstream sent an oversized message'))
       if (line.trim()) this.onLine(line)
     })
     const err = createInterface({ input: this.child.stderr! })
     err.on('line', (line) => this.logger.debug({ stderr: line.slice(0, 2000) }, 'upstream stderr'))
-    this.child.on('error', (e) => this.fail(new UpstreamUnavailableError(`cannot start ${opts.command}: ${e.message}`)))
+    this.child.on('error', (e) =>
+      this.fail(new UpstreamUnavailableError(`cannot start ${opts.command}: ${e.message}`)),
+    )
     this.child.on('exit', (code, signal) =>
       this.fail(new UpstreamUnavailableError(`upstream process exited (${signal ?? `code ${code}`})`)),
     )
@@ -89,7 +105,10 @@ export class StdioTransport implements RpcTransport {
     const p: Pending = { resolve: () => {}, reject: () => {}, ...(opts.hooks ? { hooks: opts.hooks } : {}) }
     if (opts.hooks?.onProgress) {
       p.progressToken = `gh-${id}`
-      outParams = { ...params, _meta: { ...((params?._meta as JsonObject) ?? {}), progressToken: p.progressToken } }
+      outParams = {
+        ...params,
+        _meta: { ...((params?._meta as JsonObject) ?? {}), progressToken: p.progressToken },
+      }
       this.byToken.set(p.progressToken, p)
     }
     const promise = new Promise<JsonObject>((resolve, reject) => {
@@ -103,7 +122,10 @@ export class StdioTransport implements RpcTransport {
       opts.signal?.removeEventListener('abort', onAbort)
     }
     const onAbort = () => {
-      void this.notify('notifications/cancelled', { requestId: id, reason: String(opts.signal?.reason ?? 'cancelled') })
+      void this.notify('notifications/cancelled', {
+        requestId: id,
+        reason: String(opts.signal?.reason ?? 'cancelled'),
+      })
       p.reject(new UpstreamRpcError(-32800, 'request cancelled'))
     }
     p.timer = setTimeout(() => {

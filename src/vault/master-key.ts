@@ -10,7 +10,8 @@ export interface MasterKey {
 }
 
 export function masterKeyFrom(raw: Buffer): MasterKey {
-  if (raw.length !== 32) throw new GatewayError('bad_request', 'the master key must be 32 bytes (base64 of 32 random bytes)')
+  if (raw.length !== 32)
+    throw new GatewayError('bad_request', 'the master key must be 32 bytes (base64 of 32 random bytes)')
   return { id: createHash('sha256').update(raw).digest('hex').slice(0, 8), key: raw }
 }
 

@@ -18,19 +18,30 @@ export function seal(master: MasterKey, plaintext: string, aad = MANIFEST_SECRET
   return `${PREFIX}.${master.id}.${Buffer.concat([iv, ct, cipher.getAuthTag()]).toString('base64url')}`
 }
 
-export function unseal(keys: MasterKey | readonly MasterKey[], sealed: string, aad = MANIFEST_SECRET_AAD): string {
+export function unseal(
+  keys: MasterKey | readonly MasterKey[],
+  sealed: string,
+  aad = MANIFEST_SECRET_AAD,
+): string {
   const [prefix, keyId, body] = sealed.split('.')
-  if (prefix !== PREFIX || !keyId || !body) throw new GatewayError('bad_request', 'not a sealed value (expected gh1.…)')
+  if (prefix !== PREFIX || !keyId || !body)
+    throw new GatewayError('bad_request', 'not a sealed value (expected gh1.…)')
   const master = (Array.isArray(keys) ? keys : [keys]).find((k: MasterKey) => k.id === keyId)
-  if (!master) throw new GatewayError('bad_request', `sealed with master key ${keyId}, which this gateway does not have`)
+  if (!master)
+    throw new GatewayError('bad_request', `sealed with master key ${keyId}, which this gateway does not have`)
   const raw = Buffer.from(body, 'base64url')
   if (raw.length < 12 + 16) throw new GatewayError('bad_request', 'sealed value is truncated')
   try {
     const decipher = createDecipheriv('aes-256-gcm', master.key, raw.subarray(0, 12))
     decipher.setAAD(Buffer.from(aad))
     decipher.setAuthTag(raw.subarray(raw.length - 16))
-    return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8')
+    return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString(
+      'utf8',
+    )
   } catch {
-    throw new GatewayError('bad_request', 'sealed value failed authentication (tampered, or sealed for another use)')
+    throw new GatewayError(
+      'bad_request',
+      'sealed value failed authentication (tampered, or sealed for another use)',
+    )
   }
 }

@@ -31,14 +31,18 @@ export class SecretResolver {
     try {
       return unseal(this.masterKeys, ref.sealed)
     } catch (err) {
-      throw new GatewayError('unavailable', `${where}: ${err instanceof Error ? err.message : 'cannot unseal'}`)
+      throw new GatewayError(
+        'unavailable',
+        `${where}: ${err instanceof Error ? err.message : 'cannot unseal'}`,
+      )
     }
   }
 
   /** Values of a string map where each value is a literal or a secret reference. */
   resolveMap(map: Record<string, string | SecretRef> | undefined, where: string): Record<string, string> {
     const out: Record<string, string> = {}
-    for (const [k, v] of Object.entries(map ?? {})) out[k] = typeof v === 'string' ? v : this.resolve(v, `${where}.${k}`)
+    for (const [k, v] of Object.entries(map ?? {}))
+      out[k] = typeof v === 'string' ? v : this.resolve(v, `${where}.${k}`)
     return out
   }
 }

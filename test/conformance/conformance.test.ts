@@ -28,10 +28,25 @@ function startFixture(): Promise<{ url: string; child: ChildProcess }> {
 
 function runConformance(url: string, outDir: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(NODE22, [RUNNER, 'server', '--suite', 'all', '--url', url, '--expected-failures', join(ROOT, 'test/conformance/expected-failures.yml'), '-o', outDir], {
-      cwd: outDir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    const child = spawn(
+      NODE22,
+      [
+        RUNNER,
+        'server',
+        '--suite',
+        'all',
+        '--url',
+        url,
+        '--expected-failures',
+        join(ROOT, 'test/conformance/expected-failures.yml'),
+        '-o',
+        outDir,
+      ],
+      {
+        cwd: outDir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (out += d))
@@ -47,7 +62,9 @@ describe('MCP conformance suite (server scenarios) against the gateway', () => {
 
   beforeAll(async () => {
     if (!existsSync(NODE22) || !existsSync(RUNNER)) {
-      throw new Error('conformance runner missing: run `npm ci --prefix test/conformance/runner` (the .ci/run script does)')
+      throw new Error(
+        'conformance runner missing: run `npm ci --prefix test/conformance/runner` (the .ci/run script does)',
+      )
     }
     fixture = await startFixture()
     gw = await startTestGateway({

@@ -4,11 +4,20 @@ import { createServer, request, type Server } from 'node:http'
  * A transparent loopback proxy that adds an Authorization header, for clients that cannot send
  * one (the MCP conformance runner). Host, Origin and every other header pass unchanged.
  */
-export async function startAuthProxy(target: string, authorization: string): Promise<{ url: string; close(): Promise<void> }> {
+export async function startAuthProxy(
+  target: string,
+  authorization: string,
+): Promise<{ url: string; close(): Promise<void> }> {
   const t = new URL(target)
   const server: Server = createServer((req, res) => {
     const up = request(
-      { host: t.hostname, port: t.port, path: req.url, method: req.method, headers: { ...req.headers, authorization } },
+      {
+        host: t.hostname,
+        port: t.port,
+        path: req.url,
+        method: req.method,
+        headers: { ...req.headers, authorization },
+      },
       (r) => {
         res.writeHead(r.statusCode ?? 502, r.headers)
         r.pipe(res)

@@ -15,16 +15,28 @@ export interface TestGateway {
   gw: GatewayHandle
   dataDir: string
   /** Calls the REST API; returns status and parsed JSON body. */
-  api(method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: any; headers: Headers }>
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    key?: string,
+  ): Promise<{ status: number; body: any; headers: Headers }>
   /** Applies YAML/JSON manifests through the admin API; throws on non-2xx. */
   apply(text: string, key?: string): Promise<any>
   /** A connected v2 MCP client in the given era. */
-  client(opts?: { era?: Era; path?: string; key?: string; capabilities?: Record<string, unknown> }): Promise<Client>
+  client(opts?: {
+    era?: Era
+    path?: string
+    key?: string
+    capabilities?: Record<string, unknown>
+  }): Promise<Client>
   close(): Promise<void>
 }
 
 /** Starts a gateway in this process on a free loopback port with a temp data dir. */
-export async function startTestGateway(opts: { manifests?: string; config?: ConfigInput } = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  opts: { manifests?: string; config?: ConfigInput } = {},
+): Promise<TestGateway> {
   const dataDir = mkdtempSync(join(tmpdir(), 'gh-test-'))
   const gw = await startGateway({
     config: { port: 0, dataDir, adminKey: ADMIN_KEY, logLevel: 'silent', auditFlushMs: 20, ...opts.config },
@@ -35,7 +47,9 @@ export async function startTestGateway(opts: { manifests?: string; config?: Conf
       method,
       headers: {
         authorization: `Bearer ${key}`,
-        ...(body !== undefined ? { 'content-type': typeof body === 'string' ? 'application/yaml' : 'application/json' } : {}),
+        ...(body !== undefined
+          ? { 'content-type': typeof body === 'string' ? 'application/yaml' : 'application/json' }
+          : {}),
       },
       ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
     })
@@ -64,7 +78,11 @@ export async function startTestGateway(opts: { manifests?: string; config?: Conf
         { name: 'test-client', version: '1.0.0' },
         { capabilities, versionNegotiation: { mode: era === 'modern' ? { pin: '2026-07-28' } : 'legacy' } },
       )
-      await c.connect(new StreamableHTTPClientTransport(new URL(gw.url + path), { requestInit: { headers: { authorization: `Bearer ${key}` } } }))
+      await c.connect(
+        new StreamableHTTPClientTransport(new URL(gw.url + path), {
+          requestInit: { headers: { authorization: `Bearer ${key}` } },
+        }),
+      )
       clients.push(c)
       return c
     },
@@ -89,7 +107,8 @@ export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 10_000
     } catch (err) {
       last = err
     }
-    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`)
+    if (Date.now() > end)
+      throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`)
     await new Promise((r) => setTimeout(r, everyMs))
   }
 }

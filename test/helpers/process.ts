@@ -18,7 +18,11 @@ export interface GatewayProcess {
 }
 
 /** Runs `gatehouse start` as a child process (the built CLI) and waits for its ready line. */
-export async function spawnGateway(args: string[] = [], env: Record<string, string> = {}, dataDir = mkdtempSync(join(tmpdir(), 'gh-proc-'))): Promise<GatewayProcess> {
+export async function spawnGateway(
+  args: string[] = [],
+  env: Record<string, string> = {},
+  dataDir = mkdtempSync(join(tmpdir(), 'gh-proc-')),
+): Promise<GatewayProcess> {
   const child = spawn(process.execPath, [BIN, 'start', '--port', '0', '--data', dataDir, ...args], {
     env: { ...process.env, GATEHOUSE_ADMIN_KEY: ADMIN_KEY, GATEHOUSE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -58,9 +62,15 @@ export async function spawnGateway(args: string[] = [], env: Record<string, stri
 }
 
 /** Runs the CLI to completion; returns exit code and output. */
-export function runCli(args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))

@@ -4,7 +4,12 @@ import { ADMIN_KEY, startTestGateway, textOf, type TestGateway } from '../helper
 // @ts-expect-error plain JS fixture
 import { startUpstream } from '../fixtures/upstream-server.mjs'
 
-const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }
+const INIT = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+}
 const ACCEPT = 'application/json, text/event-stream'
 
 describe('bad input gets the spec error and the gateway keeps serving', () => {
@@ -14,7 +19,12 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
   const post = (body: string, headers: Record<string, string> = {}, path = '/mcp') =>
     fetch(gw.url + path, {
       method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', accept: ACCEPT, ...headers },
+      headers: {
+        authorization: `Bearer ${ADMIN_KEY}`,
+        'content-type': 'application/json',
+        accept: ACCEPT,
+        ...headers,
+      },
       body,
     })
 
@@ -23,7 +33,10 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
     expect(res.status).toBe(200)
     await res.text()
     const sid = res.headers.get('mcp-session-id')!
-    const ack = await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' })
+    const ack = await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), {
+      'mcp-session-id': sid,
+      'mcp-protocol-version': '2025-11-25',
+    })
     expect(ack.status).toBe(202)
     return sid
   }
@@ -80,7 +93,18 @@ spec: { transport: http, url: "${up.url}" }
     const url = new URL(gw.url + '/mcp')
     const status = await new Promise<number>((resolve, reject) => {
       const req = httpRequest(
-        { host: url.hostname, port: url.port, path: '/mcp', method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', accept: ACCEPT, 'transfer-encoding': 'chunked' } },
+        {
+          host: url.hostname,
+          port: url.port,
+          path: '/mcp',
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${ADMIN_KEY}`,
+            'content-type': 'application/json',
+            accept: ACCEPT,
+            'transfer-encoding': 'chunked',
+          },
+        },
         (res) => {
           res.resume()
           resolve(res.statusCode!)
@@ -94,28 +118,56 @@ spec: { transport: http, url: "${up.url}" }
   })
 
   it('an unknown session → 404; a terminated session → 404', async () => {
-    const ghost = await post(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), { 'mcp-session-id': 'no-such-session', 'mcp-protocol-version': '2025-11-25' })
+    const ghost = await post(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), {
+      'mcp-session-id': 'no-such-session',
+      'mcp-protocol-version': '2025-11-25',
+    })
     expect(ghost.status).toBe(404)
     const sid = await openSession()
-    const list = await post(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' })
+    const list = await post(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), {
+      'mcp-session-id': sid,
+      'mcp-protocol-version': '2025-11-25',
+    })
     expect(list.status).toBe(200)
     expect(await list.text()).toContain('up__echo')
-    const del = await fetch(gw.url + '/mcp', { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' } })
+    const del = await fetch(gw.url + '/mcp', {
+      method: 'DELETE',
+      headers: {
+        authorization: `Bearer ${ADMIN_KEY}`,
+        'mcp-session-id': sid,
+        'mcp-protocol-version': '2025-11-25',
+      },
+    })
     expect(del.status).toBe(200)
-    const after = await post(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' })
+    const after = await post(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }), {
+      'mcp-session-id': sid,
+      'mcp-protocol-version': '2025-11-25',
+    })
     expect(after.status).toBe(404)
   })
 
   it('a request without a session that is not initialize → 400', async () => {
-    const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), { 'mcp-protocol-version': '2025-11-25' })
+    const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), {
+      'mcp-protocol-version': '2025-11-25',
+    })
     expect(res.status).toBe(400)
   })
 
   it('no key, a malformed header, an unknown key → 401 with WWW-Authenticate', async () => {
-    for (const authorization of [undefined, 'Basic abc', 'Bearer', 'Bearer gk_unknown_key_000000000000', `Bearer ${'x'.repeat(10_000)}`]) {
+    for (const authorization of [
+      undefined,
+      'Basic abc',
+      'Bearer',
+      'Bearer gk_unknown_key_000000000000',
+      `Bearer ${'x'.repeat(10_000)}`,
+    ]) {
       const res = await fetch(gw.url + '/mcp', {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: ACCEPT, ...(authorization ? { authorization } : {}) },
+        headers: {
+          'content-type': 'application/json',
+          accept: ACCEPT,
+          ...(authorization ? { authorization } : {}),
+        },
         body: JSON.stringify(INIT),
       })
       expect(res.status).toBe(401)
@@ -129,10 +181,24 @@ spec: { transport: http, url: "${up.url}" }
     expect((await post(JSON.stringify(INIT), { origin: 'null' })).status).toBe(403)
     const url = new URL(gw.url)
     const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest({ host: url.hostname, port: url.port, path: '/mcp', method: 'POST', headers: { host: 'evil.example', authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', accept: ACCEPT } }, (res) => {
-        res.resume()
-        resolve(res.statusCode!)
-      })
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: '/mcp',
+          method: 'POST',
+          headers: {
+            host: 'evil.example',
+            authorization: `Bearer ${ADMIN_KEY}`,
+            'content-type': 'application/json',
+            accept: ACCEPT,
+          },
+        },
+        (res) => {
+          res.resume()
+          resolve(res.statusCode!)
+        },
+      )
       req.on('error', reject)
       req.end(JSON.stringify(INIT))
     })
@@ -173,8 +239,16 @@ spec: { connectors: [missing] }
     )
     expect(r.status).toBe(400)
     expect(r.body.error.code).toBe('invalid_manifest')
-    const paths = (r.body.error.details as { document: string; path: string }[]).map((d) => `${d.document} ${d.path}`)
-    expect(paths).toEqual(expect.arrayContaining(['request#2 spec.url', 'request#2 spec.tools.allow', 'request#3 spec.connectors[0]']))
+    const paths = (r.body.error.details as { document: string; path: string }[]).map(
+      (d) => `${d.document} ${d.path}`,
+    )
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'request#2 spec.url',
+        'request#2 spec.tools.allow',
+        'request#3 spec.connectors[0]',
+      ]),
+    )
     expect((await gw.api('GET', '/v1/admin/connectors/fine')).status).toBe(404)
   })
 

@@ -60,7 +60,12 @@ spec:
   tools: { deny: [github__delete_*] }
 `)
     expect(issues).toEqual([])
-    expect(resources.map((r) => `${r.kind}/${r.tenant}/${r.name}`)).toEqual(['Tenant/acme/acme', 'Connector/acme/gh', 'Connector/acme/local', 'Server/acme/dev'])
+    expect(resources.map((r) => `${r.kind}/${r.tenant}/${r.name}`)).toEqual([
+      'Tenant/acme/acme',
+      'Connector/acme/gh',
+      'Connector/acme/local',
+      'Server/acme/dev',
+    ])
     const local = resources[2]!.spec as { cwd: string; on_error: string }
     expect(local.cwd).toBe('/base/srv')
     expect(local.on_error).toBe('omit')
@@ -137,18 +142,29 @@ metadata: { name: s }
 spec: { connectors: [nope] }
 `).issues
     expect(missing).toEqual(['m.yaml#1 spec.connectors[0]: connector nope does not exist in tenant default'])
-    const existing: ResourceRecord[] = [{ kind: 'Connector', tenant: 'default', name: 'nope', spec: {}, generation: 1, updatedAt: '' }]
-    expect(problems(`apiVersion: gatehouse/v1
+    const existing: ResourceRecord[] = [
+      { kind: 'Connector', tenant: 'default', name: 'nope', spec: {}, generation: 1, updatedAt: '' },
+    ]
+    expect(
+      problems(
+        `apiVersion: gatehouse/v1
 kind: Server
 metadata: { name: s }
 spec: { connectors: [nope] }
-`, op, existing).issues).toEqual([])
+`,
+        op,
+        existing,
+      ).issues,
+    ).toEqual([])
     const cross = problems(CONNECTOR.replace('name: gh', 'name: gh, tenant: default'), acmeAdmin).issues
     expect(cross.join('\n')).toMatch(/metadata\.tenant: this key may only apply to tenant acme/)
-    const tenant = problems(`apiVersion: gatehouse/v1
+    const tenant = problems(
+      `apiVersion: gatehouse/v1
 kind: Tenant
 metadata: { name: other }
-`, acmeAdmin).issues
+`,
+      acmeAdmin,
+    ).issues
     expect(tenant.join('\n')).toMatch(/creating tenants needs an operator key/)
   })
 
@@ -157,7 +173,13 @@ metadata: { name: other }
   })
 
   it('accepts JSON documents and arrays of documents', () => {
-    const docs = parseManifestText(JSON.stringify([JSON.parse(JSON.stringify({ apiVersion: 'gatehouse/v1', kind: 'Tenant', metadata: { name: 't1' } })), { apiVersion: 'gatehouse/v1', kind: 'Tenant', metadata: { name: 't2' } }]), 'req')
+    const docs = parseManifestText(
+      JSON.stringify([
+        JSON.parse(JSON.stringify({ apiVersion: 'gatehouse/v1', kind: 'Tenant', metadata: { name: 't1' } })),
+        { apiVersion: 'gatehouse/v1', kind: 'Tenant', metadata: { name: 't2' } },
+      ]),
+      'req',
+    )
     expect(docs.map((d) => d.origin)).toEqual(['req#1', 'req#2'])
     expect(validateManifests(op, docs, []).issues).toEqual([])
   })

@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { ADMIN_KEY, eventually, startTestGateway, textOf, type Era, type TestGateway } from '../helpers/gateway.js'
+import {
+  ADMIN_KEY,
+  eventually,
+  startTestGateway,
+  textOf,
+  type Era,
+  type TestGateway,
+} from '../helpers/gateway.js'
 // @ts-expect-error plain JS fixture
 import { startUpstream } from '../fixtures/upstream-server.mjs'
 
@@ -44,7 +51,10 @@ spec: { transport: http, url: "http://127.0.0.1:9/mcp" }
     const conns = (await gw.api('GET', '/v1/admin/connectors')).body.items
     await eventually(async () => {
       const items = (await gw.api('GET', '/v1/admin/connectors')).body.items as any[]
-      return items.find((c) => c.name === 'old')?.status.era === '2025-11-25' && items.find((c) => c.name === 'new')?.status.era === '2026-07-28'
+      return (
+        items.find((c) => c.name === 'old')?.status.era === '2025-11-25' &&
+        items.find((c) => c.name === 'new')?.status.era === '2026-07-28'
+      )
     })
     expect(conns.map((c: any) => c.name).sort()).toEqual(['dead', 'new', 'old'])
   })
@@ -60,8 +70,12 @@ spec: { transport: http, url: "http://127.0.0.1:9/mcp" }
 
       it('calls tools on both upstreams', async () => {
         const c = await gw.client({ era })
-        expect(textOf(await c.callTool({ name: 'old__echo', arguments: { text: 'to 2025' } }))).toBe('to 2025')
-        expect(textOf(await c.callTool({ name: 'new__echo', arguments: { text: 'to 2026' } }))).toBe('to 2026')
+        expect(textOf(await c.callTool({ name: 'old__echo', arguments: { text: 'to 2025' } }))).toBe(
+          'to 2025',
+        )
+        expect(textOf(await c.callTool({ name: 'new__echo', arguments: { text: 'to 2026' } }))).toBe(
+          'to 2026',
+        )
       })
 
       it('propagates a W3C traceparent upstream within the caller trace, and never the caller token', async () => {
@@ -107,7 +121,10 @@ spec: { transport: http, url: "http://127.0.0.1:9/mcp" }
         const c = await gw.client({ era })
         for (const tool of ['old__progress', 'new__progress']) {
           const seen: number[] = []
-          const r = await c.callTool({ name: tool, arguments: { steps: 3 } }, { onprogress: (p) => seen.push(p.progress) })
+          const r = await c.callTool(
+            { name: tool, arguments: { steps: 3 } },
+            { onprogress: (p) => seen.push(p.progress) },
+          )
           expect(textOf(r)).toBe('done 3')
           expect(seen).toEqual([1, 2, 3])
         }
@@ -116,7 +133,9 @@ spec: { transport: http, url: "http://127.0.0.1:9/mcp" }
       it('answers an unknown tool with -32602 and keeps serving', async () => {
         const c = await gw.client({ era })
         await expect(c.callTool({ name: 'nope__x', arguments: {} })).rejects.toMatchObject({ code: -32602 })
-        expect(textOf(await c.callTool({ name: 'old__echo', arguments: { text: 'still here' } }))).toBe('still here')
+        expect(textOf(await c.callTool({ name: 'old__echo', arguments: { text: 'still here' } }))).toBe(
+          'still here',
+        )
       })
 
       it('reads resources and gets prompts through the gateway', async () => {
@@ -140,29 +159,44 @@ spec: { transport: http, url: "http://127.0.0.1:9/mcp" }
       asked.push(String(req.params.message))
       return { action: 'accept', content: { answer: 'ada' } }
     })
-    expect(textOf(await c.callTool({ name: 'old__ask_related', arguments: { question: 'name?' } }))).toBe('accept:ada')
-    expect(textOf(await c.callTool({ name: 'old__ask', arguments: { question: 'again?' } }))).toBe('accept:ada')
+    expect(textOf(await c.callTool({ name: 'old__ask_related', arguments: { question: 'name?' } }))).toBe(
+      'accept:ada',
+    )
+    expect(textOf(await c.callTool({ name: 'old__ask', arguments: { question: 'again?' } }))).toBe(
+      'accept:ada',
+    )
     expect(asked).toEqual(['name?', 'again?'])
   })
 
   it('tells a 2026 client plainly that a 2025 upstream elicitation cannot be relayed yet', async () => {
     const c = await gw.client({ era: 'modern', capabilities: { elicitation: { form: {} } } })
     c.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { answer: 'x' } }))
-    const r = await c.callTool({ name: 'old__ask_related', arguments: { question: 'q' } }).catch((e: Error) => e)
+    const r = await c
+      .callTool({ name: 'old__ask_related', arguments: { question: 'q' } })
+      .catch((e: Error) => e)
     expect(JSON.stringify(r instanceof Error ? r.message : r)).toMatch(/not supported yet/)
   })
 
   for (const era of ['legacy', 'modern'] as Era[]) {
     it(`relays a 2026 upstream's input_required round trip to a ${era} client`, async () => {
       const c = await gw.client({ era, capabilities: { elicitation: { form: {} } } })
-      c.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { answer: 'grace' } }))
-      expect(textOf(await c.callTool({ name: 'new__ask', arguments: { question: 'name?' } }))).toBe('accept:grace')
+      c.setRequestHandler('elicitation/create', async () => ({
+        action: 'accept',
+        content: { answer: 'grace' },
+      }))
+      expect(textOf(await c.callTool({ name: 'new__ask', arguments: { question: 'name?' } }))).toBe(
+        'accept:grace',
+      )
     })
   }
 
   it('works with the v1 SDK client (2025-11-25 sessions)', async () => {
     const c = new V1Client({ name: 'v1', version: '1' })
-    await c.connect(new V1Transport(new URL(gw.url + '/mcp'), { requestInit: { headers: { authorization: `Bearer ${ADMIN_KEY}` } } }))
+    await c.connect(
+      new V1Transport(new URL(gw.url + '/mcp'), {
+        requestInit: { headers: { authorization: `Bearer ${ADMIN_KEY}` } },
+      }),
+    )
     const tools = await c.listTools()
     expect(tools.tools.map((t) => t.name)).toContain('new__echo')
     expect(textOf(await c.callTool({ name: 'new__echo', arguments: { text: 'v1' } }))).toBe('v1')
@@ -198,9 +232,16 @@ spec: { connectors: [dead, old] }
       const r = await gw.api('GET', '/v1/audit?action=tool.call&limit=50')
       return (r.body.items as any[]).find((e) => e.target === 'old/echo')
     })
-    expect(row).toMatchObject({ tenant: 'default', action: 'tool.call', outcome: 'ok', principalKind: 'service' })
+    expect(row).toMatchObject({
+      tenant: 'default',
+      action: 'tool.call',
+      outcome: 'ok',
+      principalKind: 'service',
+    })
     expect(row.argsHash).toMatch(/^[0-9a-f]{64}$/)
-    expect(JSON.stringify((await gw.api('GET', '/v1/audit?limit=500')).body)).not.toContain('secret-ish payload')
+    expect(JSON.stringify((await gw.api('GET', '/v1/audit?limit=500')).body)).not.toContain(
+      'secret-ish payload',
+    )
     const spans = await eventually(async () => {
       const s = (await gw.api('GET', `/v1/traces/${row.traceId}`)).body.spans as any[]
       return s.length ? s : undefined

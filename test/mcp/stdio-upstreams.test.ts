@@ -36,7 +36,9 @@ spec:
     const names = (await c.listTools()).tools.map((t) => t.name)
     expect(names).toContain('everything__echo')
     expect(names).toContain('everything__get-sum')
-    expect(textOf(await c.callTool({ name: 'everything__echo', arguments: { message: 'hi' } }))).toBe('Echo: hi')
+    expect(textOf(await c.callTool({ name: 'everything__echo', arguments: { message: 'hi' } }))).toBe(
+      'Echo: hi',
+    )
     const sum = await c.callTool({ name: 'everything__get-sum', arguments: { a: 2, b: 3 } })
     expect(textOf(sum)).toContain('5')
     const prompts = (await c.listPrompts()).prompts.map((p) => p.name)
@@ -50,7 +52,9 @@ spec:
     const names = (await c.listTools()).tools.map((t) => t.name)
     expect(names).toContain('fx__echo')
     expect(names).not.toContain('fx__slow')
-    await expect(c.callTool({ name: 'fx__slow', arguments: { ms: 1 } })).rejects.toMatchObject({ code: -32602 })
+    await expect(c.callTool({ name: 'fx__slow', arguments: { ms: 1 } })).rejects.toMatchObject({
+      code: -32602,
+    })
   })
 
   it('a crash mid-call fails that call clearly, restarts the process, and the next call succeeds', async () => {
@@ -74,7 +78,11 @@ describe('gateway process lifecycle', () => {
     const manifest = join(ROOT, 'test/fixtures/manifests/stdio-fixture.yaml')
     const proc = await spawnGateway(['--manifests', manifest])
     const c = new Client({ name: 't', version: '1' })
-    await c.connect(new StreamableHTTPClientTransport(new URL(proc.url + '/mcp'), { requestInit: { headers: { authorization: `Bearer ${ADMIN_KEY}` } } }))
+    await c.connect(
+      new StreamableHTTPClientTransport(new URL(proc.url + '/mcp'), {
+        requestInit: { headers: { authorization: `Bearer ${ADMIN_KEY}` } },
+      }),
+    )
     const pid = Number(textOf(await c.callTool({ name: 'fx__pid', arguments: {} })))
     expect(isAlive(pid)).toBe(true)
     await c.close()

@@ -34,7 +34,13 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
 
     it('keys: create, list per tenant, lookup by hash, revoke only within the tenant', async () => {
       const a = admin('acme')
-      const rec = await store.keys.create(a, { id: 'k1', name: 'ci', role: 'member', hash: 'h1', scopes: ['x'] })
+      const rec = await store.keys.create(a, {
+        id: 'k1',
+        name: 'ci',
+        role: 'member',
+        hash: 'h1',
+        scopes: ['x'],
+      })
       expect(rec).toMatchObject({ id: 'k1', tenant: 'acme', role: 'member', scopes: ['x'], operator: false })
       expect((await store.keys.list(a)).map((k) => k.id)).toEqual(['k1'])
       expect(await store.keys.list(admin('globex'))).toEqual([])
@@ -48,9 +54,17 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
 
     it('keys: expired keys do not authenticate; operator keys need an operator', async () => {
       const a = admin('acme')
-      await store.keys.create(a, { id: 'k2', name: 'old', role: 'admin', hash: 'h2', expiresAt: new Date(Date.now() - 1000).toISOString() })
+      await store.keys.create(a, {
+        id: 'k2',
+        name: 'old',
+        role: 'admin',
+        hash: 'h2',
+        expiresAt: new Date(Date.now() - 1000).toISOString(),
+      })
       expect(await store.keys.lookupByHash('h2')).toBeUndefined()
-      await expect(store.keys.create(a, { id: 'k3', name: 'x', role: 'admin', hash: 'h3', operator: true })).rejects.toThrow(/operator/)
+      await expect(
+        store.keys.create(a, { id: 'k3', name: 'x', role: 'admin', hash: 'h3', operator: true }),
+      ).rejects.toThrow(/operator/)
       await store.keys.upsertBootstrap(op, 'boot1')
       await store.keys.upsertBootstrap(op, 'boot2')
       expect(await store.keys.lookupByHash('boot1')).toBeUndefined()
@@ -60,7 +74,13 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
 
     it('keys: returned records are copies', async () => {
       const a = admin('acme')
-      const rec = await store.keys.create(a, { id: 'k4', name: 'n', role: 'member', hash: 'h4', scopes: ['s'] })
+      const rec = await store.keys.create(a, {
+        id: 'k4',
+        name: 'n',
+        role: 'member',
+        hash: 'h4',
+        scopes: ['s'],
+      })
       rec.scopes.push('mutated')
       expect((await store.keys.list(a))[0]!.scopes).toEqual(['s'])
     })
@@ -72,9 +92,13 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         { kind: 'Server', tenant: 'acme', name: 's', spec: { connectors: ['gh'] } },
       ])
       expect(r1.map((r) => r.action)).toEqual(['created', 'created'])
-      const r2 = await store.resources.apply(a, [{ kind: 'Connector', tenant: 'acme', name: 'gh', spec: { url: 'x' } }])
+      const r2 = await store.resources.apply(a, [
+        { kind: 'Connector', tenant: 'acme', name: 'gh', spec: { url: 'x' } },
+      ])
       expect(r2[0]).toMatchObject({ action: 'unchanged', resource: { generation: 1 } })
-      const r3 = await store.resources.apply(a, [{ kind: 'Connector', tenant: 'acme', name: 'gh', spec: { url: 'y' } }])
+      const r3 = await store.resources.apply(a, [
+        { kind: 'Connector', tenant: 'acme', name: 'gh', spec: { url: 'y' } },
+      ])
       expect(r3[0]).toMatchObject({ action: 'updated', resource: { generation: 2, spec: { url: 'y' } } })
       await expect(
         store.resources.apply(a, [
@@ -84,7 +108,9 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       ).rejects.toThrow()
       expect(await store.resources.get(a, 'Connector', 'other')).toBeUndefined()
       expect(await store.resources.list(admin('globex'), 'Connector')).toEqual([])
-      expect((await store.resources.list(a, 'Connector', { allTenants: true })).map((r) => r.tenant)).toEqual(['acme'])
+      expect((await store.resources.list(a, 'Connector', { allTenants: true })).map((r) => r.tenant)).toEqual(
+        ['acme'],
+      )
       expect((await store.resources.list(op, undefined, { allTenants: true })).length).toBe(2)
       expect(await store.resources.delete(admin('globex'), 'Connector', 'gh')).toBe(false)
       expect(await store.resources.delete(a, 'Connector', 'gh')).toBe(true)
@@ -92,7 +118,11 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
 
     it('resources: a failing document rolls back the whole batch', async () => {
       const a = admin('acme')
-      const bad = { toJSON() { throw new Error('boom') } }
+      const bad = {
+        toJSON() {
+          throw new Error('boom')
+        },
+      }
       await expect(
         store.resources.apply(a, [
           { kind: 'Connector', tenant: 'acme', name: 'one', spec: { ok: 1 } },
@@ -128,7 +158,14 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     })
 
     it('spans: append, read a trace, tenant-scoped', async () => {
-      const base = { name: 'tools/call', kind: '1', startMs: 1, durationMs: 2, status: 'ok' as const, attributes: { a: 1 } }
+      const base = {
+        name: 'tools/call',
+        kind: '1',
+        startMs: 1,
+        durationMs: 2,
+        status: 'ok' as const,
+        attributes: { a: 1 },
+      }
       await store.spans.append([
         { ...base, traceId: 't1', spanId: 's1', tenant: 'acme' },
         { ...base, traceId: 't1', spanId: 's2', parentSpanId: 's1', tenant: 'acme' },

@@ -149,7 +149,14 @@ describe('seal / unseal', () => {
 
   it('a literal that is not gh1. is refused', () => {
     const k = key()
-    for (const literal of [PLAINTEXT, 'gh2.abcd1234.AAAA', '', 'gh1', `GH1.${k.id}.abc`, `${PLAINTEXT}.x.y`]) {
+    for (const literal of [
+      PLAINTEXT,
+      'gh2.abcd1234.AAAA',
+      '',
+      'gh1',
+      `GH1.${k.id}.abc`,
+      `${PLAINTEXT}.x.y`,
+    ]) {
       const err = errorOf(() => unseal(k, literal))
       expect(err.message).toMatch(/not a sealed value \(expected gh1\./)
       // the error does not echo the literal back (it may itself be a pasted secret)
@@ -222,7 +229,11 @@ describe('loadMasterKey', () => {
 
   it('rejects a GATEHOUSE_MASTER_KEY of the wrong length', () => {
     const dir = tmp()
-    for (const bad of [randomBytes(16).toString('base64'), randomBytes(33).toString('base64'), 'not base64 at all!']) {
+    for (const bad of [
+      randomBytes(16).toString('base64'),
+      randomBytes(33).toString('base64'),
+      'not base64 at all!',
+    ]) {
       const err = errorOf(() => loadMasterKey(dir, { GATEHOUSE_MASTER_KEY: bad }))
       expect(err.message).toMatch(/32 bytes/)
       expect(err.message).not.toContain(bad)
@@ -261,7 +272,9 @@ describe('SecretResolver', () => {
     expectNoPlaintext(err)
     expect(err.message).not.toContain('near-miss-value')
     // an empty value counts as missing
-    const err2 = errorOf(() => new SecretResolver({ masterKeys: [k], env: { API_TOKEN: '' } }).resolve({ env: 'API_TOKEN' }, 'w'))
+    const err2 = errorOf(() =>
+      new SecretResolver({ masterKeys: [k], env: { API_TOKEN: '' } }).resolve({ env: 'API_TOKEN' }, 'w'),
+    )
     expect(err2.message).toContain('API_TOKEN')
   })
 
@@ -277,20 +290,32 @@ describe('SecretResolver', () => {
       c[14] = c[14]! ^ 0xff
       return c
     })
-    const err2 = errorOf(() => new SecretResolver({ masterKeys: [k], env: {} }).resolve({ sealed: tampered }, 'w'))
+    const err2 = errorOf(() =>
+      new SecretResolver({ masterKeys: [k], env: {} }).resolve({ sealed: tampered }, 'w'),
+    )
     expect(err2.message).toMatch(/failed authentication/)
     expectNoPlaintext(err2)
   })
 
   it('resolveMap passes literals through and resolves references, naming the failing key', () => {
     const r = new SecretResolver({ masterKeys: [k], env: { FROM_ENV: 'e-value' } })
-    expect(r.resolveMap({ PLAIN: 'literal', A: { env: 'FROM_ENV' }, B: { sealed: seal(k, PLAINTEXT) } }, 'connector c env')).toEqual({
+    expect(
+      r.resolveMap(
+        { PLAIN: 'literal', A: { env: 'FROM_ENV' }, B: { sealed: seal(k, PLAINTEXT) } },
+        'connector c env',
+      ),
+    ).toEqual({
       PLAIN: 'literal',
       A: 'e-value',
       B: PLAINTEXT,
     })
     expect(r.resolveMap(undefined, 'w')).toEqual({})
-    const err = errorOf(() => r.resolveMap({ A: { sealed: seal(k, PLAINTEXT) }, MISSING: { env: 'NOPE_NOT_SET' } }, 'connector c env'))
+    const err = errorOf(() =>
+      r.resolveMap(
+        { A: { sealed: seal(k, PLAINTEXT) }, MISSING: { env: 'NOPE_NOT_SET' } },
+        'connector c env',
+      ),
+    )
     expect(err.message).toContain('connector c env.MISSING')
     expect(err.message).toContain('NOPE_NOT_SET')
     expectNoPlaintext(err)

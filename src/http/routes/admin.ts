@@ -23,14 +23,33 @@ const KeyBody = z
     tenant: z.string().regex(NAME_RE, 'invalid tenant name').optional(),
     role: z.enum(ROLES as [string, ...string[]]),
     name: z.string().max(200).optional(),
-    expires_in: z.number().int().positive().max(10 * 365 * 86400).optional(),
+    expires_in: z
+      .number()
+      .int()
+      .positive()
+      .max(10 * 365 * 86400)
+      .optional(),
     scopes: z.array(z.string()).optional(),
   })
   .strict()
 
-const TenantBody = z.object({ name: z.string().regex(NAME_RE, 'invalid tenant name'), display_name: z.string().max(200).optional() }).strict()
+const TenantBody = z
+  .object({
+    name: z.string().regex(NAME_RE, 'invalid tenant name'),
+    display_name: z.string().max(200).optional(),
+  })
+  .strict()
 
-function keyView(k: { id: string; tenant: string; name: string; role: string; createdAt: string; expiresAt?: string; revokedAt?: string; scopes: string[] }) {
+function keyView(k: {
+  id: string
+  tenant: string
+  name: string
+  role: string
+  createdAt: string
+  expiresAt?: string
+  revokedAt?: string
+  scopes: string[]
+}) {
   return {
     id: k.id,
     tenant: k.tenant,
@@ -43,7 +62,13 @@ function keyView(k: { id: string; tenant: string; name: string; role: string; cr
   }
 }
 
-async function auditAdmin(deps: RouteDeps, ctx: CallContext, action: string, target: string, outcome: 'ok' | 'error' = 'ok') {
+async function auditAdmin(
+  deps: RouteDeps,
+  ctx: CallContext,
+  action: string,
+  target: string,
+  outcome: 'ok' | 'error' = 'ok',
+) {
   await deps.audit.write({
     id: randomUUID(),
     tenant: ctx.tenant,
@@ -68,7 +93,15 @@ function resourceRoutes(deps: RouteDeps, kind: ResourceKind, plural: string): Ro
       handler: async (r) => {
         const ctx = targetContext(r)
         const items = await deps.store.resources.list(ctx, kind)
-        return { body: { items: items.map((i) => ({ ...deps.describe(i), generation: i.generation, updated_at: i.updatedAt })) } }
+        return {
+          body: {
+            items: items.map((i) => ({
+              ...deps.describe(i),
+              generation: i.generation,
+              updated_at: i.updatedAt,
+            })),
+          },
+        }
       },
     },
     {
@@ -115,13 +148,17 @@ export function adminRoutes(deps: RouteDeps): Route[] {
       handler: async (r) => {
         const ctx = targetContext(r)
         const text = (await r.body()).toString('utf8')
-        if (!text.trim()) throw new GatewayError('bad_request', 'request body is empty; expected manifests in YAML or JSON')
+        if (!text.trim())
+          throw new GatewayError('bad_request', 'request body is empty; expected manifests in YAML or JSON')
         const sources = parseManifestText(text, 'request')
-        if (!sources.length) throw new GatewayError('bad_request', 'no manifest documents in the request body')
+        if (!sources.length)
+          throw new GatewayError('bad_request', 'no manifest documents in the request body')
         const dryRun = r.url.searchParams.get('dry_run') === 'true'
         const applied = await applyManifests(ctx, deps.store, sources, { dryRun })
         if (!dryRun) {
-          for (const a of applied) if (a.action !== 'unchanged') await auditAdmin(deps, inTenant(ctx, a.tenant), `${a.kind.toLowerCase()}.apply`, a.name)
+          for (const a of applied)
+            if (a.action !== 'unchanged')
+              await auditAdmin(deps, inTenant(ctx, a.tenant), `${a.kind.toLowerCase()}.apply`, a.name)
           await deps.reload()
         }
         return { status: 200, body: { dry_run: dryRun, applied } }
@@ -135,7 +172,15 @@ export function adminRoutes(deps: RouteDeps): Route[] {
       summary: 'list tenants (operators: all; admins: their own)',
       handler: async (r) => {
         const items = await deps.store.tenants.list(r.ctx)
-        return { body: { items: items.map((t) => ({ name: t.name, display_name: t.displayName ?? null, created_at: t.createdAt })) } }
+        return {
+          body: {
+            items: items.map((t) => ({
+              name: t.name,
+              display_name: t.displayName ?? null,
+              created_at: t.createdAt,
+            })),
+          },
+        }
       },
     },
     {
@@ -148,7 +193,10 @@ export function adminRoutes(deps: RouteDeps): Route[] {
         const body = await r.json(TenantBody)
         const t = await deps.store.tenants.ensure(r.ctx, body.name, body.display_name)
         await auditAdmin(deps, inTenant(r.ctx, t.name), 'tenant.create', t.name)
-        return { status: 201, body: { name: t.name, display_name: t.displayName ?? null, created_at: t.createdAt } }
+        return {
+          status: 201,
+          body: { name: t.name, display_name: t.displayName ?? null, created_at: t.createdAt },
+        }
       },
     },
     {
@@ -168,7 +216,9 @@ export function adminRoutes(deps: RouteDeps): Route[] {
           role: body.role as (typeof ROLES)[number],
           hash: hashApiKey(key),
           scopes: body.scopes ?? [],
-          ...(body.expires_in ? { expiresAt: new Date(Date.now() + body.expires_in * 1000).toISOString() } : {}),
+          ...(body.expires_in
+            ? { expiresAt: new Date(Date.now() + body.expires_in * 1000).toISOString() }
+            : {}),
         })
         await auditAdmin(deps, ctx, 'key.create', rec.id)
         return { status: 201, body: { ...keyView(rec), key } }
@@ -180,7 +230,9 @@ export function adminRoutes(deps: RouteDeps): Route[] {
       auth: 'required',
       roles: ['admin'],
       summary: 'list API keys (metadata only)',
-      handler: async (r) => ({ body: { items: (await deps.store.keys.list(targetContext(r))).map(keyView) } }),
+      handler: async (r) => ({
+        body: { items: (await deps.store.keys.list(targetContext(r))).map(keyView) },
+      }),
     },
     {
       method: 'DELETE',
@@ -190,8 +242,13 @@ export function adminRoutes(deps: RouteDeps): Route[] {
       summary: 'revoke an API key',
       handler: async (r) => {
         const ctx = targetContext(r)
-        if (r.params.id === 'bootstrap') throw new GatewayError('bad_request', 'the bootstrap key is set by GATEHOUSE_ADMIN_KEY or DATA/admin.key')
-        if (!(await deps.store.keys.revoke(ctx, r.params.id!))) throw new GatewayError('not_found', `key ${r.params.id} not found`)
+        if (r.params.id === 'bootstrap')
+          throw new GatewayError(
+            'bad_request',
+            'the bootstrap key is set by GATEHOUSE_ADMIN_KEY or DATA/admin.key',
+          )
+        if (!(await deps.store.keys.revoke(ctx, r.params.id!)))
+          throw new GatewayError('not_found', `key ${r.params.id} not found`)
         deps.authenticator.invalidate()
         await auditAdmin(deps, ctx, 'key.revoke', r.params.id!)
         return { status: 204 }

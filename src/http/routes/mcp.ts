@@ -11,12 +11,30 @@ export function mcpRoutes({ ingress, registry }: { ingress: McpIngress; registry
       throw new GatewayError('not_found', `no MCP server ${server}`)
     }
     const body = r.req.method === 'POST' ? await r.body() : undefined
-    await ingress.handle(r.req, r.res, r.ctx, { tenant: r.ctx.tenant, ...(server !== undefined ? { server } : {}) }, body)
+    await ingress.handle(
+      r.req,
+      r.res,
+      r.ctx,
+      { tenant: r.ctx.tenant, ...(server !== undefined ? { server } : {}) },
+      body,
+    )
     return undefined
   }
   const methods: Method[] = ['POST', 'GET', 'DELETE']
   return methods.flatMap((method) => [
-    { method, path: '/mcp', auth: 'required', summary: `MCP Streamable HTTP (${method})`, handler: handle(false) } satisfies Route,
-    { method, path: '/mcp/{server}', auth: 'required', summary: `MCP virtual server (${method})`, handler: handle(true) } satisfies Route,
+    {
+      method,
+      path: '/mcp',
+      auth: 'required',
+      summary: `MCP Streamable HTTP (${method})`,
+      handler: handle(false),
+    } satisfies Route,
+    {
+      method,
+      path: '/mcp/{server}',
+      auth: 'required',
+      summary: `MCP virtual server (${method})`,
+      handler: handle(true),
+    } satisfies Route,
   ])
 }

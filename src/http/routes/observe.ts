@@ -29,7 +29,14 @@ export function observeRoutes(deps: RouteDeps): Route[] {
       auth: 'required',
       roles: ['admin', 'auditor'],
       summary: 'recent spans of the tenant',
-      handler: async (r) => ({ body: { items: await deps.store.spans.recent(targetContext(r), Number(r.url.searchParams.get('limit') ?? 100) || 100) } }),
+      handler: async (r) => ({
+        body: {
+          items: await deps.store.spans.recent(
+            targetContext(r),
+            Number(r.url.searchParams.get('limit') ?? 100) || 100,
+          ),
+        },
+      }),
     },
     {
       method: 'GET',
@@ -37,7 +44,12 @@ export function observeRoutes(deps: RouteDeps): Route[] {
       auth: 'required',
       roles: ['admin', 'auditor'],
       summary: 'all spans of one trace',
-      handler: async (r) => ({ body: { trace_id: r.params.traceId, spans: await deps.store.spans.listTrace(targetContext(r), r.params.traceId!) } }),
+      handler: async (r) => ({
+        body: {
+          trace_id: r.params.traceId,
+          spans: await deps.store.spans.listTrace(targetContext(r), r.params.traceId!),
+        },
+      }),
     },
   ]
 }

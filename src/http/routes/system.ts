@@ -3,9 +3,23 @@ import type { Metrics } from '../../telemetry/metrics.js'
 import type { Route } from '../router.js'
 
 /** Liveness, readiness and Prometheus metrics: unauthenticated, no tenant data. */
-export function systemRoutes({ store, metrics, isReady }: { store: Store; metrics: Metrics; isReady(): boolean }): Route[] {
+export function systemRoutes({
+  store,
+  metrics,
+  isReady,
+}: {
+  store: Store
+  metrics: Metrics
+  isReady(): boolean
+}): Route[] {
   return [
-    { method: 'GET', path: '/healthz', auth: 'none', summary: 'liveness', handler: async () => ({ body: { status: 'ok' } }) },
+    {
+      method: 'GET',
+      path: '/healthz',
+      auth: 'none',
+      summary: 'liveness',
+      handler: async () => ({ body: { status: 'ok' } }),
+    },
     {
       method: 'GET',
       path: '/readyz',

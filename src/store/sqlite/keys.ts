@@ -92,6 +92,9 @@ export class SqliteKeys implements ApiKeyStore {
   }
 
   async hasBootstrap(_ctx: CallContext): Promise<boolean> {
-    return this.db.prepare('SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL').get(BOOTSTRAP_KEY_ID) !== undefined
+    return (
+      this.db.prepare('SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL').get(BOOTSTRAP_KEY_ID) !==
+      undefined
+    )
   }
 }

@@ -24,7 +24,10 @@ const toRecord = (r: Row): ResourceRecord => ({
 export class SqliteResources implements ResourceStore {
   constructor(private readonly db: Database.Database) {}
 
-  async apply(ctx: CallContext, docs: ResourceInput[]): Promise<{ resource: ResourceRecord; action: ApplyAction }[]> {
+  async apply(
+    ctx: CallContext,
+    docs: ResourceInput[],
+  ): Promise<{ resource: ResourceRecord; action: ApplyAction }[]> {
     for (const d of docs) scopedTenant(ctx, d.tenant)
     const select = this.db.prepare('SELECT * FROM resources WHERE tenant = ? AND kind = ? AND name = ?')
     const upsert = this.db.prepare(
@@ -56,7 +59,11 @@ export class SqliteResources implements ResourceStore {
     return row ? toRecord(row) : undefined
   }
 
-  async list(ctx: CallContext, kind?: ResourceKind, opts: { allTenants?: boolean } = {}): Promise<ResourceRecord[]> {
+  async list(
+    ctx: CallContext,
+    kind?: ResourceKind,
+    opts: { allTenants?: boolean } = {},
+  ): Promise<ResourceRecord[]> {
     const all = opts.allTenants === true && ctx.operator
     const where: string[] = []
     const args: string[] = []

@@ -95,7 +95,10 @@ export class SqliteAudit implements AuditStore {
       .all(...args, limit + 1) as AuditRow[]
     const page = rows.slice(0, limit)
     const last = page[page.length - 1]
-    return { items: page.map(toEvent), ...(rows.length > limit && last ? { next: encodeCursor([last.seq]) } : {}) }
+    return {
+      items: page.map(toEvent),
+      ...(rows.length > limit && last ? { next: encodeCursor([last.seq]) } : {}),
+    }
   }
 }
 

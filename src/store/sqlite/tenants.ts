@@ -31,7 +31,8 @@ export class SqliteTenants implements TenantStore {
 
   async get(ctx: CallContext, name: string): Promise<Tenant | undefined> {
     if (name !== ctx.tenant && !ctx.operator) return undefined
-    const row = this.db.prepare('SELECT * FROM tenants WHERE name = ?').get(scopedTenant(ctx, name)) as Row | undefined
+    const row = this.db.prepare('SELECT * FROM tenants WHERE name = ?').get(scopedTenant(ctx, name)) as
+      Row | undefined
     return row ? toTenant(row) : undefined
   }
 
