@@ -189,10 +189,12 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
       (closing ??= (async () => {
         ready = false
         const stopped = new Promise<void>((r) => server.close(() => r()))
-        server.closeIdleConnections()
         await ingress.close()
-        // In-flight requests get a grace period to finish before connections are cut.
+        // In-flight requests get a grace period; keep-alive connections are closed as they go idle.
+        const sweep = setInterval(() => server.closeIdleConnections(), 50)
+        server.closeIdleConnections()
         await Promise.race([stopped, new Promise((r) => setTimeout(r, 5000).unref())])
+        clearInterval(sweep)
         server.closeAllConnections()
         await registry.close()
         await audit.close()
