@@ -146,20 +146,17 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
   server.setRequestHandler('resources/read', async (req, ctx) =>
     forward(await resources.route(req.params.uri), 'resources/read', req.params, ctx),
   )
-  server.setRequestHandler('resources/subscribe', async (req, ctx) => {
-    const conn = await resources.route(req.params.uri)
-    if (conn.capabilities?.resources && (conn.capabilities.resources as JsonObject).subscribe)
-      await forward(conn, 'resources/subscribe', req.params, ctx)
-    deps.subscriptions?.add(req.params.uri)
-    return {}
-  })
-  server.setRequestHandler('resources/unsubscribe', async (req, ctx) => {
-    const conn = await resources.route(req.params.uri)
-    if (conn.capabilities?.resources && (conn.capabilities.resources as JsonObject).subscribe)
-      await forward(conn, 'resources/unsubscribe', req.params, ctx)
-    deps.subscriptions?.remove(req.params.uri)
-    return {}
-  })
+  for (const method of ['resources/subscribe', 'resources/unsubscribe'] as const) {
+    server.setRequestHandler(method, async (req, ctx) => {
+      const conn = await resources.route(req.params.uri)
+      // Upstreams without subscriptions still get updates relayed when they announce them.
+      if ((conn.capabilities?.resources as JsonObject | undefined)?.subscribe)
+        await forward(conn, method, req.params, ctx)
+      if (method === 'resources/subscribe') deps.subscriptions?.add(req.params.uri)
+      else deps.subscriptions?.remove(req.params.uri)
+      return {}
+    })
+  }
 
   server.setRequestHandler('prompts/list', async () => {
     const { prompts } = await registry.prompts(scope.tenant, scope.server)

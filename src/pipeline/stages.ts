@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { GatewayError, toGatewayError } from '../errors.js'
 import type { AuditWriter } from '../telemetry/audit.js'
 import type { Metrics } from '../telemetry/metrics.js'
@@ -162,5 +162,3 @@ export async function executeUpstream(call: ToolCall): Promise<JsonObject> {
     throw err
   }
 }
-
-export { trace }

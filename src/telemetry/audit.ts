@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js'
 import type { AuditEvent, AuditStore } from '../store/types.js'
+import { Batcher } from './batch.js'
 
 export interface AuditWriterOptions {
   store: AuditStore
@@ -18,47 +19,32 @@ export interface AuditWriterOptions {
  */
 export class AuditWriter {
   private readonly store: AuditStore
-  private readonly logger: Logger
-  private readonly mode: 'batch' | 'sync'
-  private readonly maxBatch: number
-  private queue: AuditEvent[] = []
-  private readonly timer: NodeJS.Timeout | undefined
-  private flushing: Promise<void> = Promise.resolve()
+  private readonly batch: Batcher<AuditEvent> | undefined
 
   constructor({ store, logger, mode = 'batch', flushMs = 200, maxBatch = 1000 }: AuditWriterOptions) {
     this.store = store
-    this.logger = logger
-    this.mode = mode
-    this.maxBatch = maxBatch
     if (mode === 'batch') {
-      this.timer = setInterval(() => void this.flush(), flushMs)
-      this.timer.unref()
+      this.batch = new Batcher({
+        write: (events) => store.append(events),
+        logger,
+        what: 'audit',
+        flushMs,
+        maxBatch,
+      })
     }
   }
 
   async write(event: AuditEvent): Promise<void> {
-    if (this.mode === 'sync') return this.store.append([event])
-    this.queue.push(event)
-    if (this.queue.length >= this.maxBatch) void this.flush()
+    if (!this.batch) return this.store.append([event])
+    this.batch.push(event)
   }
 
-  /** Writes whatever is queued; concurrent calls chain, so rows keep their order. */
+  /** Writes whatever is queued. */
   flush(): Promise<void> {
-    this.flushing = this.flushing.then(async () => {
-      if (!this.queue.length) return
-      const batch = this.queue
-      this.queue = []
-      try {
-        await this.store.append(batch)
-      } catch (err) {
-        this.logger.error({ err, rows: batch.length }, 'audit write failed; rows dropped')
-      }
-    })
-    return this.flushing
+    return this.batch?.flush() ?? Promise.resolve()
   }
 
   async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer)
-    await this.flush()
+    await this.batch?.close()
   }
 }

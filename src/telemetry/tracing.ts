@@ -1,15 +1,9 @@
-import {
-  context as otelContext,
-  propagation,
-  trace,
-  type Context,
-  type Span,
-  type Tracer,
-} from '@opentelemetry/api'
+import { context as otelContext, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { Logger } from '../log.js'
 import type { SpanRecord, SpanStore } from '../store/types.js'
+import { Batcher } from './batch.js'
 
 export const TENANT_ATTR = 'gatehouse.tenant'
 const propagator = new W3CTraceContextPropagator()
@@ -18,16 +12,10 @@ const hrToMs = (t: [number, number]): number => t[0] * 1000 + t[1] / 1e6
 
 /** Batches finished spans into the SpanStore (the console's trace view reads them from there). */
 class StoreSpanProcessor implements SpanProcessor {
-  private queue: SpanRecord[] = []
-  private readonly timer: NodeJS.Timeout
+  private readonly batch: Batcher<SpanRecord>
 
-  constructor(
-    private readonly store: SpanStore,
-    private readonly logger: Logger,
-    flushMs: number,
-  ) {
-    this.timer = setInterval(() => void this.forceFlush(), flushMs)
-    this.timer.unref()
+  constructor(store: SpanStore, logger: Logger, flushMs: number) {
+    this.batch = new Batcher({ write: (spans) => store.append(spans), logger, what: 'span', flushMs })
   }
 
   onStart(): void {}
@@ -38,7 +26,7 @@ class StoreSpanProcessor implements SpanProcessor {
       if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') attributes[k] = v
     }
     const parent = span.parentSpanContext?.spanId
-    this.queue.push({
+    this.batch.push({
       traceId: span.spanContext().traceId,
       spanId: span.spanContext().spanId,
       ...(parent ? { parentSpanId: parent } : {}),
@@ -50,23 +38,14 @@ class StoreSpanProcessor implements SpanProcessor {
       status: span.status.code === 2 ? 'error' : 'ok',
       attributes,
     })
-    if (this.queue.length >= 1000) void this.forceFlush()
   }
 
-  async forceFlush(): Promise<void> {
-    if (!this.queue.length) return
-    const batch = this.queue
-    this.queue = []
-    try {
-      await this.store.append(batch)
-    } catch (err) {
-      this.logger.error({ err, spans: batch.length }, 'span write failed; spans dropped')
-    }
+  forceFlush(): Promise<void> {
+    return this.batch.flush()
   }
 
-  async shutdown(): Promise<void> {
-    clearInterval(this.timer)
-    await this.forceFlush()
+  shutdown(): Promise<void> {
+    return this.batch.close()
   }
 }
 
@@ -120,6 +99,3 @@ export class Telemetry {
     await this.provider.shutdown()
   }
 }
-
-// Re-exported so callers need not import the API package for the common case.
-export { propagation }

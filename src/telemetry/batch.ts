@@ -1,0 +1,52 @@
+import type { Logger } from '../log.js'
+
+export interface BatcherOptions<T> {
+  /** Writes one batch; a failure is logged and the batch dropped (telemetry must not stall calls). */
+  write(items: T[]): Promise<void>
+  logger: Logger
+  /** What the items are, for the log line. */
+  what: string
+  flushMs: number
+  maxBatch?: number
+}
+
+/**
+ * Queues items off the hot path and writes them in batches every `flushMs` or every `maxBatch`
+ * items. Flushes chain, so batches are written in order.
+ */
+export class Batcher<T> {
+  private queue: T[] = []
+  private readonly timer: NodeJS.Timeout
+  private flushing: Promise<void> = Promise.resolve()
+  private readonly maxBatch: number
+
+  constructor(private readonly opts: BatcherOptions<T>) {
+    this.maxBatch = opts.maxBatch ?? 1000
+    this.timer = setInterval(() => void this.flush(), opts.flushMs)
+    this.timer.unref()
+  }
+
+  push(item: T): void {
+    this.queue.push(item)
+    if (this.queue.length >= this.maxBatch) void this.flush()
+  }
+
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (!this.queue.length) return
+      const batch = this.queue
+      this.queue = []
+      try {
+        await this.opts.write(batch)
+      } catch (err) {
+        this.opts.logger.error({ err, count: batch.length }, `${this.opts.what} write failed; batch dropped`)
+      }
+    })
+    return this.flushing
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer)
+    await this.flush()
+  }
+}
