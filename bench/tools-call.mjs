@@ -28,7 +28,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs'
-import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { createHistogram } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -231,6 +231,18 @@ function cpuMicros(pid) {
     return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK
   } catch {
     return NaN
+  }
+}
+
+/** Busy and steal time of the whole machine in µs, from /proc/stat (all CPUs summed). */
+function systemCpu() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal ...
+    const busy = f[0] + f[1] + f[2] + f[5] + f[6]
+    return { busy: (busy * 1e6) / CLK_TCK, steal: ((f[7] ?? 0) * 1e6) / CLK_TCK }
+  } catch {
+    return { busy: NaN, steal: NaN }
   }
 }
 
@@ -477,6 +489,7 @@ async function main() {
   for (const w of warnings) log(`warning: ${w}`)
 
   const machineCpus = availableParallelism()
+  const loadAtStart = loadavg()
   const pinning = canPin()
   if (pinning.pin) execFileSync('taskset', ['-a', '-cp', '1', String(process.pid)], { stdio: 'ignore' })
   log(`pinning: ${pinning.pin ? 'on' : 'off'} (${pinning.why})`)
@@ -629,6 +642,7 @@ async function main() {
       const gwCpu0 = cpuMicros(gwPid)
       const upCpu0 = cpuMicros(upPid)
       const selfCpu0 = process.cpuUsage()
+      const sys0 = systemCpu()
       const memBefore = memory(gwPid)
       const stopSampling = rssSampler(gwPid)
       log(`${label}: measuring ${DURATION}s`)
@@ -636,6 +650,12 @@ async function main() {
       const gwCpu = cpuMicros(gwPid) - gwCpu0
       const upCpu = cpuMicros(upPid) - upCpu0
       const selfCpuUsage = process.cpuUsage(selfCpu0)
+      const sys1 = systemCpu()
+      const selfCpu = selfCpuUsage.user + selfCpuUsage.system
+      // CPU used on this machine by processes other than the three of the bench, in % of one core:
+      // the noise that other workloads add to this case.
+      const otherCpuPercent = ((sys1.busy - sys0.busy - gwCpu - upCpu - selfCpu) / (r.seconds * 1e6)) * 100
+      const stealPercent = ((sys1.steal - sys0.steal) / (r.seconds * 1e6)) * 100
       const peakRss = stopSampling()
       const memAfter = memory(gwPid)
       const upAfter = await upstreamStats(upstreamUrl)
@@ -676,7 +696,8 @@ async function main() {
           toolsCalls: upstreamCalls,
           otherRequests: otherUpstream,
         },
-        loadGenerator: { cpuPercent: ((selfCpuUsage.user + selfCpuUsage.system) / (r.seconds * 1e6)) * 100 },
+        loadGenerator: { cpuPercent: (selfCpu / (r.seconds * 1e6)) * 100 },
+        machine: { otherCpuPercent: Math.max(0, otherCpuPercent), stealPercent },
       }
       // In-flight calls at the edges of a run (warm-up tail, cancelled at the end) may count on either side.
       if (kind !== 'direct' && pipeline && Math.abs((pipeline.ok ?? 0) - r.responses) > 2 * connections) {
@@ -685,9 +706,13 @@ async function main() {
         )
       }
       // Calls in flight when autocannon stops are cancelled upstream (2026 era); anything else is unexpected.
-      const unexpected = Object.entries(otherUpstream).filter(([m, n]) => m !== 'notifications/cancelled' || n > 2 * connections)
+      const unexpected = Object.entries(otherUpstream).filter(
+        ([m, n]) => m !== 'notifications/cancelled' || n > 2 * connections,
+      )
       if (unexpected.length) {
-        warnings.push(`${label}: besides tools/call the upstream saw ${JSON.stringify(Object.fromEntries(unexpected))}`)
+        warnings.push(
+          `${label}: besides tools/call the upstream saw ${JSON.stringify(Object.fromEntries(unexpected))}`,
+        )
       }
       results.push(row)
       log(
@@ -727,6 +752,7 @@ async function main() {
     node: process.version,
     cpu: cpus()[0]?.model,
     cpus: machineCpus,
+    loadavg: loadAtStart,
     memoryBytes: totalmem(),
     pinning,
     options: {
@@ -786,44 +812,59 @@ const mb = (b) => fmt(b / 2 ** 20, 1)
 
 function markdown(report) {
   const lines = []
+  const o = report.options
   lines.push(`## tools/call: gateway vs direct (${report.date})`)
   lines.push('')
   lines.push(
-    `node ${report.node}, ${report.cpus} CPUs (${report.cpu}); git ${report.git.commit}${report.git.srcDirty ? ' (src/ modified)' : ''}; ` +
-      `${report.options.duration}s per case after ${report.options.warmup}s warm-up; upstream protocol ${report.options.upstreamProtocol}; ` +
-      `pinning ${report.pinning.pin ? 'on' : 'off'} (${report.pinning.why})`,
+    `node ${report.node}, ${report.cpus} CPUs (${report.cpu}), load average ${report.loadavg.map((l) => l.toFixed(2)).join(' ')} at start; ` +
+      `git ${report.git.commit}${report.git.srcDirty ? ' (src/ modified)' : ''}; ${o.duration}s per case after ${o.warmup}s warm-up; ` +
+      `upstream protocol ${o.upstreamProtocol}; pinning ${report.pinning.pin ? 'on' : 'off'} (${report.pinning.why}).`,
   )
   lines.push('')
   lines.push(
-    '| conns | case | calls/s | p50 ms | p99 ms | errors | non-2xx | × direct | +p50 ms | +p99 ms | gw CPU µs/call | gw CPU % | gw RSS MB (after) |',
+    '| conns | case | calls/s | p50 ms | p99 ms | errors | non-2xx | × direct | +p50 ms | +p99 ms | gw CPU µs/call | gw CPU % | gw RSS MB | other load % |',
   )
-  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of report.results) {
     const g = r.gateway
     const direct = r.case === 'direct'
-    lines.push(
-      `| ${r.connections} | ${r.label} | ${fmt(r.callsPerSec, 0)} | ${fmt(r.latencyMs.p50, 3)} | ${fmt(r.latencyMs.p99, 3)} | ` +
-        `${r.errors + r.timeouts + r.mismatches} | ${r.non2xx} | ${direct ? '1.00' : fmt(r.vsDirect?.throughputRatio, 2)} | ` +
-        `${direct ? '–' : fmt(r.vsDirect?.addedP50Ms, 3)} | ${direct ? '–' : fmt(r.vsDirect?.addedP99Ms, 3)} | ` +
-        `${direct ? '–' : fmt(g.cpuMicrosPerCall, 0)} | ${fmt(g.cpuPercent, 0)} | ${direct ? '–' : mb(g.rssBytesAfter)} |`,
-    )
+    const cells = [
+      r.connections,
+      r.label,
+      fmt(r.callsPerSec, 0),
+      fmt(r.latencyMs.p50, 3),
+      fmt(r.latencyMs.p99, 3),
+      r.errors + r.timeouts + r.mismatches,
+      r.non2xx,
+      direct ? '1.00' : fmt(r.vsDirect?.throughputRatio, 3),
+      direct ? '–' : fmt(r.vsDirect?.addedP50Ms, 3),
+      direct ? '–' : fmt(r.vsDirect?.addedP99Ms, 3),
+      direct ? '–' : fmt(g.cpuMicrosPerCall, 0),
+      direct ? `(idle ${fmt(g.cpuPercent, 0)})` : fmt(g.cpuPercent, 0),
+      mb(g.rssBytesAfter),
+      fmt(r.machine.otherCpuPercent, 0),
+    ]
+    lines.push(`| ${cells.join(' | ')} |`)
   }
   lines.push('')
   const gw = report.gateway
   lines.push(
     `Gateway memory: RSS ${mb(gw.rssBytesStart)} MB at start, ${mb(gw.rssBytesEnd)} MB at end, peak (VmHWM) ${mb(gw.vmHwmBytes)} MB. ` +
-      `Exit after SIGTERM: ${JSON.stringify(gw.exit)}. Log lines at warn or above: ${gw.logLinesAtWarnOrAbove}.`,
+      `Exit after SIGTERM: ${JSON.stringify(gw.exit)}. Lines logged at warn or above: ${gw.logLinesAtWarnOrAbove}.`,
   )
   const rec = gw.recorded
   if (rec.auditToolCalls !== undefined) {
     lines.push(
-      `Recorded by the gateway: ${rec.auditToolCalls} tool.call audit rows, ${rec.spans} spans, for ${rec.verifiedCallsThroughGateway} verified calls ` +
-        `(plus warm-ups and sample calls).`,
+      `Recorded by the gateway: ${rec.auditToolCalls} tool.call audit rows and ${rec.spans} spans for ${rec.verifiedCallsThroughGateway} ` +
+        'verified measured calls (the rest are warm-up and sample calls).',
     )
   } else if (rec.note) lines.push(`Recorded by the gateway: ${rec.note}.`)
+  lines.push('')
   lines.push(
-    'Errors = connection errors + timeouts + bodies without the echo. × direct = calls/s ÷ direct calls/s at the same concurrency in this run; ' +
-      '+p50/+p99 = gateway percentile − direct percentile. gw CPU = utime+stime of the gateway process per verified call, and as % of one core.',
+    'errors = connection errors + timeouts + 2xx bodies without the echo. × direct = calls/s ÷ direct calls/s at the same ' +
+      'concurrency in this run; +p50/+p99 = gateway percentile − direct percentile. gw CPU = utime+stime of the gateway ' +
+      'process (all threads) per verified call, and in % of one core; gw RSS = VmRSS after the case. other load = CPU used ' +
+      'by processes outside the bench during the case, in % of one core (noise).',
   )
   for (const w of report.warnings) lines.push(`\n> warning: ${w}`)
   return lines.join('\n') + '\n'

@@ -11,7 +11,7 @@ import type { RouteDeps } from './http/routes/deps.js'
 import { mcpRoutes } from './http/routes/mcp.js'
 import { observeRoutes } from './http/routes/observe.js'
 import { systemRoutes } from './http/routes/system.js'
-import { Router } from './http/router.js'
+import { Router, type Route } from './http/router.js'
 import { createHttpServer } from './http/server.js'
 import { createLogger, type Logger } from './log.js'
 import { applyManifests } from './manifests/apply.js'
@@ -55,6 +55,8 @@ export interface GatewayHandle {
   store: Store
   registry: Registry
   logger: Logger
+  /** Every HTTP route, as data: the isolation tests iterate it so a new route is covered automatically. */
+  routes: readonly Route[]
   /** Set when this start generated the bootstrap admin key (print it once). */
   generatedAdminKey?: string
   adminKeyFile: string
@@ -183,6 +185,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     store,
     registry,
     logger,
+    routes: router.routes,
     ...(generatedAdminKey ? { generatedAdminKey } : {}),
     adminKeyFile,
     close: () =>

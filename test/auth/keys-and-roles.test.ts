@@ -370,7 +370,12 @@ describe('tenants', () => {
     ] as const) {
       const t = await gw.api('POST', '/v1/admin/tenants', { name: 'rogue' }, k)
       expect(t.status).toBe(403)
-      for (const path of [`/v1/admin/keys?tenant=${other}`, `/v1/audit?tenant=${other}`, `/v1/traces?tenant=${other}`, `/v1/admin/servers?tenant=${other}`]) {
+      for (const path of [
+        `/v1/admin/keys?tenant=${other}`,
+        `/v1/audit?tenant=${other}`,
+        `/v1/traces?tenant=${other}`,
+        `/v1/admin/servers?tenant=${other}`,
+      ]) {
         const r = await gw.api('GET', path, undefined, k)
         expect(r.status, path).toBe(404)
       }
@@ -381,7 +386,9 @@ describe('tenants', () => {
     const tenants = await gw.api('GET', '/v1/admin/tenants')
     expect(tenants.body.items.map((t: { name: string }) => t.name)).not.toContain('rogue')
     // the default admin's key listing excludes acme keys
-    const ids = (await gw.api('GET', '/v1/admin/keys', undefined, defaultAdmin.key)).body.items.map((k: { id: string }) => k.id)
+    const ids = (await gw.api('GET', '/v1/admin/keys', undefined, defaultAdmin.key)).body.items.map(
+      (k: { id: string }) => k.id,
+    )
     expect(ids).not.toContain(acmeAdmin.id)
     expect(ids).toContain(defaultMember.id)
     // while the operator reaches acme's audit log with ?tenant=
@@ -494,6 +501,59 @@ spec:
         asid,
       )
       expect(ok.body.result.content[0].text).toBe('hi')
+    })
+
+    it('an acme virtual server is not found from the default tenant', async () => {
+      const r = await gw.api(
+        'POST',
+        '/v1/admin/manifests',
+        'apiVersion: gatehouse/v1\nkind: Server\nmetadata: { name: acsrv }\nspec: { connectors: [acx] }\n',
+        acmeAdmin.key,
+      )
+      expect(r.status, JSON.stringify(r.body)).toBe(200)
+      const init = (key: string) =>
+        fetch(gw.url + '/mcp/acsrv', {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${key}`,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+          },
+          body: JSON.stringify(INITIALIZE),
+        }).then(async (res) => (await res.text(), res.status))
+      expect(await init(acmeMember.key)).toBe(200)
+      expect(await init(defaultMember.key)).toBe(404)
+      expect(await init(ADMIN_KEY)).toBe(404)
+      // a default-tenant Server may not select the acme connector
+      const cross = await gw.api(
+        'POST',
+        '/v1/admin/manifests',
+        'apiVersion: gatehouse/v1\nkind: Server\nmetadata: { name: steal }\nspec: { connectors: [acx] }\n',
+      )
+      expect(cross.status).toBe(400)
+      expect(JSON.stringify(cross.body.error.details)).toMatch(
+        /connector acx does not exist in tenant default/,
+      )
+    })
+
+    it('audit events stay in their tenant', async () => {
+      const acmeAuditor = (await gw.api('POST', '/v1/admin/keys', { tenant: 'acme', role: 'auditor' })).body
+      let acmeItems: { tenant: string; action: string; target?: string }[] = []
+      for (let i = 0; i < 100; i++) {
+        const r = await gw.api('GET', '/v1/audit?limit=500', undefined, acmeAuditor.key)
+        expect(r.status).toBe(200)
+        acmeItems = r.body.items
+        if (acmeItems.some((e) => e.action === 'connector.apply' && e.target === 'acx')) break
+        await new Promise((res) => setTimeout(res, 50))
+      }
+      expect(acmeItems.some((e) => e.action === 'connector.apply' && e.target === 'acx')).toBe(true)
+      expect(acmeItems.every((e) => e.tenant === 'acme')).toBe(true)
+      const def = await gw.api('GET', '/v1/audit?limit=500')
+      expect(def.body.items.length).toBeGreaterThan(0)
+      expect(def.body.items.every((e: { tenant: string }) => e.tenant === 'default')).toBe(true)
+      expect(
+        def.body.items.some((e: { target?: string }) => e.target === 'acx' || e.target === acmeAdmin.id),
+      ).toBe(false)
     })
 
     it('an acme key cannot use a 2025 session created by a default-tenant key (404)', async () => {

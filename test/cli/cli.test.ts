@@ -27,7 +27,11 @@ function tmp(prefix = 'gh-cli-'): string {
 }
 
 const procs: GatewayProcess[] = []
-async function gateway(args: string[] = [], env: Record<string, string> = {}, dataDir?: string): Promise<GatewayProcess> {
+async function gateway(
+  args: string[] = [],
+  env: Record<string, string> = {},
+  dataDir?: string,
+): Promise<GatewayProcess> {
   const p = await spawnGateway(args, { ...CLEAN_ENV, GATEHOUSE_ADMIN_KEY: ADMIN_KEY, ...env }, dataDir)
   procs.push(p)
   return p
@@ -38,7 +42,8 @@ afterAll(async () => {
   for (const d of tmpDirs) rmSync(d, { recursive: true, force: true })
 })
 
-const cli = (args: string[], opts: { env?: Record<string, string>; input?: string } = {}) => runCli(args, { ...opts, env: { ...CLEAN_ENV, ...opts.env } })
+const cli = (args: string[], opts: { env?: Record<string, string>; input?: string } = {}) =>
+  runCli(args, { ...opts, env: { ...CLEAN_ENV, ...opts.env } })
 
 /** stderr is exactly one line, `gatehouse: …`. */
 function expectOneErrorLine(stderr: string): string {
@@ -58,12 +63,20 @@ async function get(url: string, path: string, key: string): Promise<{ status: nu
 async function mcpInitialize(url: string, key: string): Promise<number> {
   const res = await fetch(url + '/mcp', {
     method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    headers: {
+      authorization: `Bearer ${key}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    },
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 1,
       method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'cli-test', version: '1' } },
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'cli-test', version: '1' },
+      },
     }),
   })
   await res.body?.cancel()
@@ -72,7 +85,11 @@ async function mcpInitialize(url: string, key: string): Promise<number> {
 
 async function mcpClient(url: string, key = ADMIN_KEY): Promise<Client> {
   const c = new Client({ name: 'cli-test', version: '1' })
-  await c.connect(new StreamableHTTPClientTransport(new URL(url + '/mcp'), { requestInit: { headers: { authorization: `Bearer ${key}` } } }))
+  await c.connect(
+    new StreamableHTTPClientTransport(new URL(url + '/mcp'), {
+      requestInit: { headers: { authorization: `Bearer ${key}` } },
+    }),
+  )
   return c
 }
 
@@ -82,7 +99,14 @@ describe('gatehouse CLI: usage errors', () => {
       const r = await cli(args)
       expect(r.code, args.join(' ')).toBe(0)
       expect(r.stdout).toMatch(/^gatehouse/)
-      for (const cmd of ['gatehouse start', 'gatehouse apply', 'gatehouse seal', 'gatehouse keys create', 'gatehouse keys list', 'gatehouse keys revoke']) {
+      for (const cmd of [
+        'gatehouse start',
+        'gatehouse apply',
+        'gatehouse seal',
+        'gatehouse keys create',
+        'gatehouse keys list',
+        'gatehouse keys revoke',
+      ]) {
         expect(r.stdout).toContain(cmd)
       }
       expect(r.stderr).toBe('')
@@ -131,7 +155,9 @@ describe('gatehouse CLI: usage errors', () => {
 
   it('`start --port 99999` fails with one clear line and starts nothing', async () => {
     const dataDir = tmp()
-    const r = await cli(['start', '--port', '99999', '--data', dataDir], { env: { GATEHOUSE_ADMIN_KEY: ADMIN_KEY } })
+    const r = await cli(['start', '--port', '99999', '--data', dataDir], {
+      env: { GATEHOUSE_ADMIN_KEY: ADMIN_KEY },
+    })
     expect(r.code).toBe(2)
     const line = expectOneErrorLine(r.stderr)
     expect(line).toContain('--port')
@@ -139,10 +165,46 @@ describe('gatehouse CLI: usage errors', () => {
     expect(line).toMatch(/0.65535/)
     expect(r.stdout).not.toContain('listening')
     for (const bad of ['abc', '-1', '80.5']) {
-      const b = await cli(['start', '--port', bad, '--data', dataDir], { env: { GATEHOUSE_ADMIN_KEY: ADMIN_KEY } })
+      const b = await cli(['start', '--port', bad, '--data', dataDir], {
+        env: { GATEHOUSE_ADMIN_KEY: ADMIN_KEY },
+      })
       expect(b.code, bad).toBe(2)
       expect(expectOneErrorLine(b.stderr)).toContain('--port')
     }
+  })
+
+  it('`start` on a port in use, with a missing config file, or with a short admin key: one line each, exit non-zero', async () => {
+    const { createServer } = await import('node:net')
+    const blocker = createServer()
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()))
+    const port = (blocker.address() as { port: number }).port
+    try {
+      const inUse = await cli(['start', '--port', String(port), '--data', tmp()], {
+        env: { GATEHOUSE_ADMIN_KEY: ADMIN_KEY, GATEHOUSE_LOG_LEVEL: 'warn' },
+      })
+      expect(inUse.code).not.toBe(0)
+      const line = expectOneErrorLine(inUse.stderr)
+      expect(line).toContain(`127.0.0.1:${port}`)
+      expect(line).toContain('EADDRINUSE')
+      expect(inUse.stdout).not.toContain('listening')
+    } finally {
+      blocker.close()
+    }
+
+    const noConfig = await cli(['start', '--config', '/nonexistent/gatehouse.yaml', '--data', tmp()], {
+      env: { GATEHOUSE_ADMIN_KEY: ADMIN_KEY },
+    })
+    expect(noConfig.code).toBe(2)
+    expect(expectOneErrorLine(noConfig.stderr)).toContain('/nonexistent/gatehouse.yaml')
+
+    const shortKey = await cli(['start', '--port', '0', '--data', tmp()], {
+      env: { GATEHOUSE_ADMIN_KEY: 'tooShort123' },
+    })
+    expect(shortKey.code).toBe(2)
+    const keyLine = expectOneErrorLine(shortKey.stderr)
+    expect(keyLine).toContain('GATEHOUSE_ADMIN_KEY')
+    expect(keyLine).toMatch(/16/)
+    expect(keyLine).not.toContain('tooShort123')
   })
 
   it('a flag that needs a value and has none is one clear line', async () => {
@@ -385,13 +447,23 @@ describe('gatehouse apply and keys against a running gateway', () => {
   })
 
   it('GATEHOUSE_URL and GATEHOUSE_KEY stand in for --url and --key', async () => {
-    const r = await cli(['apply', '-f', FIXTURE_MANIFEST], { env: { GATEHOUSE_URL: proc.url, GATEHOUSE_KEY: ADMIN_KEY } })
+    const r = await cli(['apply', '-f', FIXTURE_MANIFEST], {
+      env: { GATEHOUSE_URL: proc.url, GATEHOUSE_KEY: ADMIN_KEY },
+    })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/^connector\/fx \(tenant default\) (created|unchanged)\n$/)
   })
 
   it('a wrong key is one line naming the 401', async () => {
-    const r = await cli(['apply', '-f', FIXTURE_MANIFEST, '--url', proc.url, '--key', 'gk_wrong_key_000000000000000000'])
+    const r = await cli([
+      'apply',
+      '-f',
+      FIXTURE_MANIFEST,
+      '--url',
+      proc.url,
+      '--key',
+      'gk_wrong_key_000000000000000000',
+    ])
     expect(r.code).not.toBe(0)
     const line = expectOneErrorLine(r.stderr)
     expect(line).toContain('401')
@@ -499,19 +571,24 @@ spec: { transport: stdio, command: node, args: [changed.mjs] }
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toBe('connector/drycon (tenant default) valid\nconnector/fx (tenant default) valid\n')
 
-    const names = (await get(proc.url, '/v1/admin/connectors', ADMIN_KEY)).body.items.map((c: { name: string }) => c.name)
+    const names = (await get(proc.url, '/v1/admin/connectors', ADMIN_KEY)).body.items.map(
+      (c: { name: string }) => c.name,
+    )
     expect(names).not.toContain('drycon')
     const after = await get(proc.url, '/v1/admin/connectors/fx', ADMIN_KEY)
     expect(after.body.spec).toEqual(before.body.spec)
     expect(after.body.generation).toBe(before.body.generation)
     await new Promise((r) => setTimeout(r, 300))
     const auditAfter = await get(proc.url, '/v1/audit', ADMIN_KEY)
-    expect(auditAfter.body.items.filter((e: { action: string }) => e.action === 'connector.apply').length).toBe(
-      auditBefore.body.items.filter((e: { action: string }) => e.action === 'connector.apply').length,
-    )
+    expect(
+      auditAfter.body.items.filter((e: { action: string }) => e.action === 'connector.apply').length,
+    ).toBe(auditBefore.body.items.filter((e: { action: string }) => e.action === 'connector.apply').length)
 
     // an invalid batch fails a dry run too
-    writeFileSync(join(dir, 'dry.yaml'), 'apiVersion: gatehouse/v1\nkind: Connector\nmetadata: { name: drybad }\nspec: { transport: stdio }\n')
+    writeFileSync(
+      join(dir, 'dry.yaml'),
+      'apiVersion: gatehouse/v1\nkind: Connector\nmetadata: { name: drybad }\nspec: { transport: stdio }\n',
+    )
     const bad = await cli(['apply', '-f', file, '--dry-run', ...target()])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('spec.command')
@@ -546,7 +623,9 @@ spec: { transport: stdio, command: node, args: [changed.mjs] }
     expect(await mcpInitialize(proc.url, key!)).toBe(401)
     expect((await get(proc.url, '/v1/admin/keys', key!)).status).toBe(401)
     const listAfter = await cli(['keys', 'list', ...target()])
-    expect(listAfter.stdout.split('\n').find((l) => l.startsWith(id! + '\t'))).toBe(`${id}\tmember\tcli-made\trevoked`)
+    expect(listAfter.stdout.split('\n').find((l) => l.startsWith(id! + '\t'))).toBe(
+      `${id}\tmember\tcli-made\trevoked`,
+    )
 
     // revoking again, an unknown id, and the bootstrap key all fail with one line
     for (const [victim, status] of [
@@ -562,7 +641,17 @@ spec: { transport: stdio, command: node, args: [changed.mjs] }
   })
 
   it('`keys create` in another tenant and with an expiry', async () => {
-    const r = await cli(['keys', 'create', '--role', 'admin', '--tenant', 'clico', '--expires-in', '3600', ...target()])
+    const r = await cli([
+      'keys',
+      'create',
+      '--role',
+      'admin',
+      '--tenant',
+      'clico',
+      '--expires-in',
+      '3600',
+      ...target(),
+    ])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/^tenant: clico$/m)
     const key = /^key: (gk_\S+)$/m.exec(r.stdout)![1]!

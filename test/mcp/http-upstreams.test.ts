@@ -225,6 +225,40 @@ spec: { connectors: [dead, old] }
     expect(textOf(await c.callTool({ name: 'old__echo', arguments: { text: 'ok' } }))).toBe('ok')
   })
 
+  it('refreshes its cached list when an upstream says its tools changed, and tells clients', async () => {
+    const c = await gw.client()
+    let notified = 0
+    c.setNotificationHandler('notifications/tools/list_changed', async () => {
+      notified++
+    })
+    expect((await c.listTools()).tools.map((t) => t.name)).not.toContain('old__late_tool')
+    await c.callTool({ name: 'old__add_tool', arguments: { name: 'late_tool' } })
+    await eventually(async () => (await c.listTools()).tools.some((t) => t.name === 'old__late_tool'))
+    expect(textOf(await c.callTool({ name: 'old__late_tool', arguments: {} }))).toBe('I am late_tool')
+    await eventually(() => notified > 0)
+  })
+
+  it('passes a client cancellation on to the upstream', async () => {
+    const c = await gw.client()
+    const before = Number(textOf(await c.callTool({ name: 'old__aborts', arguments: {} })))
+    const ac = new AbortController()
+    const call = c.callTool({ name: 'old__slow', arguments: { ms: 10_000 } }, { signal: ac.signal })
+    setTimeout(() => ac.abort('user changed their mind'), 200)
+    await expect(call).rejects.toThrow()
+    await eventually(
+      async () => Number(textOf(await c.callTool({ name: 'old__aborts', arguments: {} }))) === before + 1,
+    )
+  })
+
+  it('counts calls per connector and tool in /metrics', async () => {
+    const c = await gw.client()
+    await c.callTool({ name: 'new__echo', arguments: { text: 'm' } })
+    const text = await (await fetch(gw.url + '/metrics')).text()
+    expect(text).toMatch(/gatehouse_tool_calls_total\{connector="new",tool="echo",outcome="ok"\} [1-9]/)
+    expect(text).toMatch(/gatehouse_tool_call_duration_seconds_bucket\{[^}]*connector="new"/)
+    expect(text).toMatch(/gatehouse_upstream_up\{connector="old",tenant="default"\} 1/)
+  })
+
   it('writes an audit row and a span per call, with an argument hash and never the arguments', async () => {
     const c = await gw.client()
     await c.callTool({ name: 'old__echo', arguments: { text: 'secret-ish payload 42' } })
