@@ -714,6 +714,11 @@ async function main() {
           `${label}: besides tools/call the upstream saw ${JSON.stringify(Object.fromEntries(unexpected))}`,
         )
       }
+      if (row.machine.otherCpuPercent > 20) {
+        warnings.push(
+          `${label}: other processes used ${fmt(row.machine.otherCpuPercent, 0)}% of a core meanwhile; treat this row as noisy`,
+        )
+      }
       results.push(row)
       log(
         `${label}: ${fmt(r.callsPerSec, 0)} calls/s, p50 ${fmt(r.latencyMs.p50, 3)} ms, p99 ${fmt(r.latencyMs.p99, 3)} ms, ` +

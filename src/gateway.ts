@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { generateApiKey, hashApiKey } from './auth/api-keys.js'
@@ -219,6 +219,13 @@ async function bootstrapAdminKey(
     return { adminKeyFile }
   }
   if (existsSync(adminKeyFile)) {
+    const mode = statSync(adminKeyFile).mode & 0o777
+    if (mode & 0o077) {
+      throw new GatewayError(
+        'bad_request',
+        `${adminKeyFile} is readable by other users (mode ${mode.toString(8)}); run: chmod 600 ${adminKeyFile}`,
+      )
+    }
     const key = readFileSync(adminKeyFile, 'utf8').trim()
     if (key.length < 16)
       throw new GatewayError(

@@ -1,19 +1,24 @@
 import { GatewayError } from '../errors.js'
-import { readManifestPath } from '../manifests/parse.js'
-import { all, one, rejectUnknown, type ParsedArgs } from './args.js'
+import { readManifestPath, resolveFrom } from '../manifests/parse.js'
+import { all, one, parseArgs } from './args.js'
 import { call, target } from './client.js'
 
 /**
  * `gatehouse apply -f FILE_OR_DIR`: reads the manifests locally (so relative paths resolve
  * against the manifest files) and sends them as one all-or-nothing batch.
  */
-export async function runApply(args: ParsedArgs): Promise<number> {
-  rejectUnknown(args, ['file', 'url', 'key', 'dry-run', 'tenant'], 'apply')
+export async function runApply(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, {
+    command: 'apply',
+    values: ['file', 'url', 'key', 'tenant'],
+    switches: ['dry-run'],
+  })
   const files = all(args, 'file')
   if (!files.length) throw new GatewayError('bad_request', 'apply needs -f FILE_OR_DIR')
   const sources = files.flatMap((f) => readManifestPath(f))
   if (!sources.length) throw new GatewayError('bad_request', `no manifests found in ${files.join(', ')}`)
-  const docs = sources.map((s) => withLocalPaths(s.doc, s.baseDir))
+  // Each document travels with its file name so that problems are reported as `file.yaml#2 …`.
+  const items = sources.map((s) => ({ source: s.origin, document: withLocalPaths(s.doc, s.baseDir) }))
   const q = new URLSearchParams()
   if (one(args, 'dry-run')) q.set('dry_run', 'true')
   if (one(args, 'tenant')) q.set('tenant', one(args, 'tenant')!)
@@ -21,7 +26,7 @@ export async function runApply(args: ParsedArgs): Promise<number> {
     target(args),
     'POST',
     `/v1/admin/manifests${q.size ? '?' + q : ''}`,
-    JSON.stringify(docs),
+    JSON.stringify({ items }),
   )) as {
     applied: { kind: string; tenant: string; name: string; action: string }[]
     dry_run: boolean
@@ -38,6 +43,5 @@ export async function runApply(args: ParsedArgs): Promise<number> {
 function withLocalPaths(doc: unknown, baseDir: string | undefined): unknown {
   const d = doc as { kind?: string; spec?: { transport?: string; cwd?: string } }
   if (!baseDir || d?.kind !== 'Connector' || d.spec?.transport !== 'stdio') return doc
-  const cwd = d.spec.cwd ?? '.'
-  return { ...d, spec: { ...d.spec, cwd: cwd.startsWith('/') ? cwd : `${baseDir}/${cwd}` } }
+  return { ...d, spec: { ...d.spec, cwd: resolveFrom(baseDir, d.spec.cwd ?? '.') } }
 }

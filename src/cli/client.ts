@@ -40,16 +40,11 @@ export async function call(
   const text = await res.text()
   const json: unknown = text ? safeJson(text) : undefined
   if (!res.ok) {
-    const e = (json as { error?: { message?: string; details?: unknown } } | undefined)?.error
-    const details = Array.isArray(e?.details)
-      ? '\n' +
-        (e.details as { document?: string; path?: string; message?: string }[])
-          .map((d) => `  ${d.document ?? ''} ${d.path ?? ''}: ${d.message}`)
-          .join('\n')
-      : ''
+    // One line: the gateway's message already names every problem (manifests list each by path).
+    const e = (json as { error?: { message?: string } } | undefined)?.error
     throw new GatewayError(
       'bad_request',
-      `${method} ${path} failed (${res.status}): ${e?.message ?? text}${details}`,
+      `${method} ${path} failed (${res.status}): ${e?.message ?? text.slice(0, 500)}`,
     )
   }
   return json

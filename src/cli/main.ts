@@ -1,5 +1,4 @@
 import { GatewayError } from '../errors.js'
-import { parseArgs } from './args.js'
 import { runApply } from './apply.js'
 import { runKeys } from './keys.js'
 import { runSeal } from './seal.js'
@@ -18,22 +17,23 @@ Usage:
 Environment: GATEHOUSE_ADMIN_KEY, GATEHOUSE_URL, GATEHOUSE_KEY, GATEHOUSE_DATABASE_URL, GATEHOUSE_MASTER_KEY.
 `
 
-const BOOLEANS = new Set(['help', 'dry-run'])
-
 /** CLI entry: returns the exit code; errors are one line on stderr naming the problem and the fix. */
 export async function main(argv: string[]): Promise<number> {
   try {
     const [command, ...rest] = argv
-    const args = parseArgs(rest, BOOLEANS)
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(HELP)
+      return 0
+    }
     switch (command) {
       case 'start':
-        return await runStart(args)
+        return await runStart(rest)
       case 'apply':
-        return await runApply(args)
+        return await runApply(rest)
       case 'seal':
-        return await runSeal(args)
+        return await runSeal(rest)
       case 'keys':
-        return await runKeys(args)
+        return await runKeys(rest)
       case undefined:
       case 'help':
       case '--help':
@@ -45,6 +45,8 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     process.stderr.write(`gatehouse: ${err instanceof Error ? err.message : String(err)}\n`)
-    return err instanceof GatewayError && err.code === 'bad_request' ? 2 : 1
+    return err instanceof GatewayError && (err.code === 'bad_request' || err.code === 'invalid_manifest')
+      ? 2
+      : 1
   }
 }

@@ -3,11 +3,11 @@ import { resolve } from 'node:path'
 import { GatewayError } from '../errors.js'
 import { loadMasterKey } from '../vault/master-key.js'
 import { seal } from '../vault/seal.js'
-import { one, rejectUnknown, type ParsedArgs } from './args.js'
+import { one, parseArgs } from './args.js'
 
 /** `gatehouse seal`: encrypts a secret with this gateway's master key for use in manifests. */
-export async function runSeal(args: ParsedArgs): Promise<number> {
-  rejectUnknown(args, ['data', 'value'], 'seal')
+export async function runSeal(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, { command: 'seal', values: ['data', 'value'] })
   const dataDir = resolve(one(args, 'data') ?? process.env.GATEHOUSE_DATA ?? './.gatehouse')
   let value = one(args, 'value')
   if (value === undefined) {

@@ -1,11 +1,11 @@
 import { configFromEnv, parseConfig, readConfigFile, type ConfigInput } from '../config.js'
 import { GatewayError } from '../errors.js'
 import { startGateway } from '../gateway.js'
-import { all, one, rejectUnknown, type ParsedArgs } from './args.js'
+import { all, one, parseArgs } from './args.js'
 
 /** `gatehouse start`: runs until SIGTERM/SIGINT, then drains and exits 0. */
-export async function runStart(args: ParsedArgs): Promise<number> {
-  rejectUnknown(args, ['host', 'port', 'data', 'manifests', 'config'], 'start')
+export async function runStart(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, { command: 'start', values: ['host', 'port', 'data', 'manifests', 'config'] })
   const file = one(args, 'config')
   const flags: ConfigInput = {}
   if (one(args, 'host')) flags.host = one(args, 'host')!

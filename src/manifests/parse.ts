@@ -17,7 +17,10 @@ export interface ManifestIssue {
   message: string
 }
 
-/** Parses YAML (multi-document) or JSON text; a top-level JSON/YAML array is a list of documents. */
+/**
+ * Parses YAML (multi-document) or JSON text. A top-level array is a list of documents; an object
+ * `{ items: [{ source, document }] }` (what `gatehouse apply` sends) keeps each document's file name.
+ */
 export function parseManifestText(text: string, origin: string, baseDir?: string): ManifestSource[] {
   const out: ManifestSource[] = []
   const issues: ManifestIssue[] = []
@@ -32,6 +35,10 @@ export function parseManifestText(text: string, origin: string, baseDir?: string
     }
     const value: unknown = d.toJS()
     if (value === null || value === undefined) continue
+    if (isSourcedBatch(value)) {
+      for (const it of value.items) out.push({ origin: String(it.source).slice(0, 300), doc: it.document })
+      continue
+    }
     for (const item of Array.isArray(value) ? value : [value]) {
       n += 1
       out.push({ origin: `${origin}#${n}`, doc: item, ...(baseDir ? { baseDir } : {}) })
@@ -39,6 +46,16 @@ export function parseManifestText(text: string, origin: string, baseDir?: string
   }
   if (issues.length) throw manifestError(issues)
   return out
+}
+
+function isSourcedBatch(v: unknown): v is { items: { source: unknown; document: unknown }[] } {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return false
+  const items = (v as { items?: unknown }).items
+  return (
+    Array.isArray(items) &&
+    Object.keys(v).length === 1 &&
+    items.every((i) => i && typeof i === 'object' && 'source' in i && 'document' in i)
+  )
 }
 
 const MANIFEST_EXT = new Set(['.yaml', '.yml', '.json'])

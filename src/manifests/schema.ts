@@ -75,10 +75,7 @@ export const HttpConnectorSchema = z
   .object({
     ...ConnectorBase,
     transport: z.literal('http'),
-    url: z
-      .string()
-      .url()
-      .refine((u) => /^https?:\/\//i.test(u), 'must be an http or https URL'),
+    url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }),
     headers: z.record(z.string(), SecretField).optional(),
     /** Which protocol era to speak; `auto` tries 2026-07-28 and falls back to 2025-11-25 sessions. */
     protocol: z.enum(['auto', '2025-11-25', '2026-07-28']).default('auto'),

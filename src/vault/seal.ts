@@ -23,8 +23,9 @@ export function unseal(
   sealed: string,
   aad = MANIFEST_SECRET_AAD,
 ): string {
-  const [prefix, keyId, body] = sealed.split('.')
-  if (prefix !== PREFIX || !keyId || !body)
+  const parts = sealed.split('.')
+  const [prefix, keyId, body] = parts
+  if (parts.length !== 3 || prefix !== PREFIX || !keyId || !body || !/^[A-Za-z0-9_-]+$/.test(body))
     throw new GatewayError('bad_request', 'not a sealed value (expected gh1.…)')
   const master = (Array.isArray(keys) ? keys : [keys]).find((k: MasterKey) => k.id === keyId)
   if (!master)

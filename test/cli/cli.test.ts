@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { loadMasterKey } from '../../src/vault/master-key.js'
 import { unseal } from '../../src/vault/seal.js'
-import { ADMIN_KEY, textOf } from '../helpers/gateway.js'
+import { ADMIN_KEY, eventually, textOf } from '../helpers/gateway.js'
 import { ROOT, runCli, spawnGateway, type GatewayProcess } from '../helpers/process.js'
 
 const FIXTURE_MANIFEST = join(ROOT, 'test/fixtures/manifests/stdio-fixture.yaml')
@@ -81,6 +81,15 @@ async function mcpInitialize(url: string, key: string): Promise<number> {
   })
   await res.body?.cancel()
   return res.status
+}
+
+/** Calls a tool, retrying while the upstream child is still starting (such a call is an error result). */
+async function callWhenReady(c: Client, name: string, args: Record<string, unknown> = {}): Promise<string> {
+  const r = await eventually(async () => {
+    const res = await c.callTool({ name, arguments: args })
+    return res.isError ? undefined : res
+  })
+  return textOf(r)
 }
 
 async function mcpClient(url: string, key = ADMIN_KEY): Promise<Client> {
@@ -255,6 +264,13 @@ describe('gatehouse start: the bootstrap admin key', () => {
     expect(keys.status).toBe(200)
     expect(keys.body.items.filter((k: { id: string }) => k.id === 'bootstrap')).toHaveLength(1)
     expect(await second.stop()).toBe(0)
+
+    // setting GATEHOUSE_ADMIN_KEY later replaces the bootstrap key: the generated one stops working
+    const third = await gateway([], { GATEHOUSE_ADMIN_KEY: ADMIN_KEY }, dataDir)
+    expect(third.stdout()).not.toContain('generated admin key')
+    expect((await get(third.url, '/v1/admin/keys', ADMIN_KEY)).status).toBe(200)
+    expect((await get(third.url, '/v1/admin/keys', key)).status).toBe(401)
+    expect(await third.stop()).toBe(0)
   })
 
   it('GATEHOUSE_ADMIN_KEY wins over the key file and no file is generated', async () => {
@@ -375,7 +391,7 @@ spec:
 
     const c = await mcpClient(proc.url)
     try {
-      const seen = JSON.parse(textOf(await c.callTool({ name: 'sx__env', arguments: {} })))
+      const seen = JSON.parse(await callWhenReady(c, 'sx__env'))
       expect(seen.secret).toBe(SECRET)
       expect(seen.plain).toBe('visible')
       // the gateway's own secrets do not reach the child
@@ -437,13 +453,32 @@ describe('gatehouse apply and keys against a running gateway', () => {
     // the relative args resolved against the manifest file: the connector works
     const c = await mcpClient(proc.url)
     try {
-      expect(textOf(await c.callTool({ name: 'fx__echo', arguments: { text: 'via cli' } }))).toBe('via cli')
+      expect(await callWhenReady(c, 'fx__echo', { text: 'via cli' })).toBe('via cli')
     } finally {
       await c.close()
     }
     const fx = await get(proc.url, '/v1/admin/connectors/fx', ADMIN_KEY)
     expect(fx.body.generation).toBe(1)
     expect(resolve(fx.body.spec.cwd)).toBe(join(ROOT, 'test/fixtures/manifests'))
+  })
+
+  it('the same manifest loaded by `start --manifests` and then sent by `gatehouse apply` is unchanged', async () => {
+    const p = await gateway(['--manifests', FIXTURE_MANIFEST])
+    try {
+      const before = await get(p.url, '/v1/admin/connectors/fx', ADMIN_KEY)
+      expect(before.status).toBe(200)
+      expect(before.body.generation).toBe(1)
+      const r = await cli(['apply', '-f', FIXTURE_MANIFEST, '--url', p.url, '--key', ADMIN_KEY])
+      expect(r.code, r.stderr).toBe(0)
+      // Both paths resolve the stdio cwd against the manifest's directory; they must agree,
+      // or every CLI re-apply of a start-up manifest bumps the generation and restarts the child.
+      expect(r.stdout).toBe('connector/fx (tenant default) unchanged\n')
+      const after = await get(p.url, '/v1/admin/connectors/fx', ADMIN_KEY)
+      expect(after.body.spec.cwd).toBe(before.body.spec.cwd)
+      expect(after.body.generation).toBe(1)
+    } finally {
+      expect(await p.stop()).toBe(0)
+    }
   })
 
   it('GATEHOUSE_URL and GATEHOUSE_KEY stand in for --url and --key', async () => {
@@ -510,9 +545,7 @@ spec: { connectors: [fine, ghost] }
     expect(r.stderr).toMatch(/^gatehouse: /)
     expect(r.stderr).toContain('(400)')
     expect(r.stderr).toMatch(/5 problems/)
-    // one indented line per problem, each naming its document and path
-    const detail = r.stderr.split('\n').filter((l) => l.startsWith('  '))
-    expect(detail).toHaveLength(5)
+    // every problem is named by its document and path (however the CLI lays the lines out)
     const expected: [number, string, RegExp][] = [
       [2, 'spec.command', /./],
       [3, 'spec.url', /http/],
@@ -521,13 +554,42 @@ spec: { connectors: [fine, ghost] }
       [6, 'spec.connectors[1]', /connector ghost does not exist/],
     ]
     for (const [doc, path, msg] of expected) {
-      const line = detail.find((l) => l.includes(`#${doc} ${path}:`))
-      expect(line, `${path} in\n${r.stderr}`).toBeDefined()
-      expect(line).toMatch(msg)
+      const at = r.stderr.indexOf(`#${doc} ${path}: `)
+      expect(at, `#${doc} ${path} in\n${r.stderr}`).toBeGreaterThanOrEqual(0)
+      const problem = r.stderr.slice(at).split(/;\s|\n/)[0]!
+      expect(problem).toMatch(msg)
     }
+    // the valid document is not reported as a problem
+    expect(r.stderr).not.toMatch(/#1 /)
     // all or nothing: the valid document was not applied either
     const list = await get(proc.url, '/v1/admin/connectors', ADMIN_KEY)
     expect(list.body.items.map((c: { name: string }) => c.name)).not.toContain('fine')
+  })
+
+  it('schema problems name the manifest file, as docs/manifests.md shows (`bad.yaml#2 spec.url: …`)', async () => {
+    const dir = tmp()
+    writeFileSync(
+      join(dir, 'good.yaml'),
+      'apiVersion: gatehouse/v1\nkind: Connector\nmetadata: { name: okcon }\nspec: { transport: stdio, command: node }\n',
+    )
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      `apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: fine2 }
+spec: { transport: stdio, command: node }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: badurl2 }
+spec: { transport: http, url: "not a url" }
+`,
+    )
+    const r = await cli(['apply', '-f', join(dir, 'good.yaml'), '-f', join(dir, 'bad.yaml'), ...target()])
+    expect(r.code).toBe(2)
+    // the second document of bad.yaml, not the third document of the request
+    expect(r.stderr).toContain('bad.yaml#2 spec.url:')
+    expect(r.stderr).not.toContain('request#3')
   })
 
   it('a YAML syntax error is reported with the file name and exits non-zero', async () => {

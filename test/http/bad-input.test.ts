@@ -61,14 +61,14 @@ spec: { transport: http, url: "${up.url}" }
   it('malformed JSON → 400 with JSON-RPC parse error -32700', async () => {
     const res = await post('{"jsonrpc": "2.0", "id": 1, "method": ')
     expect(res.status).toBe(400)
-    expect((await res.json()).error.code).toBe(-32700)
+    expect(((await res.json()) as { error: { code: unknown } }).error.code).toBe(-32700)
   })
 
   it('a JSON value that is not a JSON-RPC message → 400 -32600', async () => {
     for (const body of ['42', '"x"', 'null']) {
       const res = await post(body)
       expect(res.status).toBe(400)
-      expect((await res.json()).error.code).toBe(-32600)
+      expect(((await res.json()) as { error: { code: unknown } }).error.code).toBe(-32600)
     }
   })
 
@@ -86,7 +86,7 @@ spec: { transport: http, url: "${up.url}" }
     const big = JSON.stringify({ ...INIT, params: { ...INIT.params, pad: 'x'.repeat(70 * 1024) } })
     const res = await post(big)
     expect(res.status).toBe(413)
-    expect((await res.json()).error.code).toBe('payload_too_large')
+    expect(((await res.json()) as { error: { code: unknown } }).error.code).toBe('payload_too_large')
   })
 
   it('a chunked body that grows past the limit → 413', async () => {
@@ -172,7 +172,7 @@ spec: { transport: http, url: "${up.url}" }
       })
       expect(res.status).toBe(401)
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/)
-      expect((await res.json()).error.code).toBe('unauthenticated')
+      expect(((await res.json()) as { error: { code: unknown } }).error.code).toBe('unauthenticated')
     }
   })
 

@@ -35,7 +35,7 @@ describe('every route in the router table', () => {
         })
         expect(res.status, `${route.method} ${route.path} with ${authorization}`).toBe(401)
         expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/)
-        expect((await res.json()).error.code).toBe('unauthenticated')
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthenticated')
       }
     }
   })

@@ -280,7 +280,7 @@ spec: { connectors: [dead, old] }
       const s = (await gw.api('GET', `/v1/traces/${row.traceId}`)).body.spans as any[]
       return s.length ? s : undefined
     })
-    expect(spans[0]).toMatchObject({ traceId: row.traceId, tenant: 'default', status: 'ok' })
-    expect(spans[0].attributes['gatehouse.connector']).toBe('old')
+    expect(spans![0]).toMatchObject({ traceId: row.traceId, tenant: 'default', status: 'ok' })
+    expect(spans![0].attributes['gatehouse.connector']).toBe('old')
   })
 })

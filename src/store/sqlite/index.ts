@@ -1,3 +1,4 @@
+import { chmodSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { Store } from '../types.js'
 import { MIGRATIONS } from './migrations.js'
@@ -36,6 +37,8 @@ export function migrate(db: Database.Database): void {
 /** The embedded default store: one SQLite file in WAL mode. */
 export function openSqliteStore({ path, busyTimeoutMs = 5000 }: SqliteStoreOptions): Store {
   const db = new Database(path)
+  // The database holds key hashes and audit rows: readable by the gateway's user only.
+  if (path !== ':memory:') chmodSync(path, 0o600)
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = NORMAL')
   db.pragma('foreign_keys = ON')
