@@ -225,7 +225,6 @@ export class McpIngress {
     const s = this.sessions.get(id)
     if (!s) return
     this.sessions.delete(id)
-    this.events.dropStreams(id)
   }
 
   /** Closes idle sessions; under pressure, also the least recently used tenth. */

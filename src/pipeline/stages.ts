@@ -57,7 +57,7 @@ export function observeStage({
     )
     call.span = span
     Object.assign(call.headers, telemetry.inject(span))
-    let outcome: 'ok' | 'error' | 'denied' = 'ok'
+    let outcome: 'ok' | 'error' | 'denied' | 'cancelled' = 'ok'
     let errorCode: string | undefined
     try {
       const result = await next()
@@ -67,8 +67,9 @@ export function observeStage({
       }
       return result
     } catch (err) {
-      const ge = toGatewayError(err)
-      outcome = ge.code === 'forbidden' ? 'denied' : 'error'
+      const cancelled = call.signal?.aborted === true || (err instanceof UpstreamRpcError && err.code === -32800)
+      const ge = cancelled ? new GatewayError('cancelled', 'cancelled by the caller') : toGatewayError(err)
+      outcome = cancelled ? 'cancelled' : ge.code === 'forbidden' ? 'denied' : 'error'
       errorCode = ge.code
       span.recordException(ge)
       throw err

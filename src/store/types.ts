@@ -99,7 +99,7 @@ export interface AuditEvent {
   action: string
   /** e.g. connector/tool for tool calls, kind/name for admin writes. */
   target?: string
-  outcome: 'ok' | 'error' | 'denied'
+  outcome: 'ok' | 'error' | 'denied' | 'cancelled'
   errorCode?: string
   /** sha256 of the canonical arguments: enough to correlate, never the payload. */
   argsHash?: string

@@ -248,6 +248,11 @@ spec: { connectors: [dead, old] }
     await eventually(
       async () => Number(textOf(await c.callTool({ name: 'old__aborts', arguments: {} }))) === before + 1,
     )
+    const row = await eventually(async () => {
+      const r = await gw.api('GET', '/v1/audit?action=tool.call&limit=100')
+      return (r.body.items as any[]).find((e) => e.target === 'old/slow')
+    })
+    expect(row).toMatchObject({ outcome: 'cancelled', errorCode: 'cancelled' })
   })
 
   it('counts calls per connector and tool in /metrics', async () => {
