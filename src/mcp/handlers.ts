@@ -39,11 +39,19 @@ export function callContextOf(ctx: ServerContext): CallContext {
 /** Keys of `_meta` the gateway owns (progress) or that describe the downstream hop only. */
 const RESERVED_META = /^(progressToken$|io\.modelcontextprotocol\/)/
 
-function relayMeta(meta: Record<string, unknown> | undefined): JsonObject | undefined {
+export function relayMeta(meta: Record<string, unknown> | undefined): JsonObject | undefined {
   if (!meta) return undefined
   const out: JsonObject = {}
   for (const [k, v] of Object.entries(meta)) if (!RESERVED_META.test(k)) out[k] = v
   return Object.keys(out).length ? out : undefined
+}
+
+/** A 2026 client cannot be pushed a request; relaying a 2025 upstream's push to one is not built yet. */
+export function refuseModernRelay(method: string): never {
+  throw new UpstreamRpcError(
+    -32601,
+    `relaying ${method} from a 2025-era upstream to a 2026-era client is not supported yet`,
+  )
 }
 
 /** Upstream progress, logs and server→client requests, relayed to this caller. */
@@ -61,12 +69,7 @@ function relayHooks(ctx: ServerContext, modern: boolean): CallHooks {
     onNotification: (method, params) =>
       void ctx.mcpReq.notify({ method, ...(params ? { params } : {}) } as never).catch(() => {}),
     onRequest: async (method, params) => {
-      if (modern) {
-        throw new UpstreamRpcError(
-          -32601,
-          `relaying ${method} from a 2025-era upstream to a 2026-era client is not supported yet`,
-        )
-      }
+      if (modern) refuseModernRelay(method)
       return ctx.mcpReq.send({ method, ...(params ? { params } : {}) } as never, {
         signal: ctx.mcpReq.signal,
       })
@@ -79,7 +82,7 @@ function toolError(text: string): JsonObject {
 }
 
 /** Maps a failure to what an MCP client should see: protocol errors stay errors, faults become tool errors. */
-function callFailure(err: unknown, exposed: string): JsonObject {
+export function callFailure(err: unknown, exposed: string): JsonObject {
   if (err instanceof UpstreamRpcError) throw new ProtocolError(err.code, err.message, err.data)
   if (err instanceof GatewayError) {
     if (err.code === 'not_found')

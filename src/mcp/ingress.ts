@@ -13,6 +13,7 @@ import type { Logger } from '../log.js'
 import type { ListKind } from '../upstream/connection.js'
 import type { JsonObject } from '../upstream/rpc.js'
 import { MemoryEventStore } from './event-store.js'
+import { FastPath, type FastSession } from './fast-path.js'
 import { buildServer, type HandlerDeps, type Scope } from './handlers.js'
 
 export interface McpIngressOptions extends Omit<HandlerDeps, 'subscriptions'> {
@@ -52,12 +53,20 @@ export class McpIngress {
   private readonly reaper: NodeJS.Timeout
   private readonly idleMs: number
   private readonly maxSessions: number
+  private readonly fast: FastPath
 
   constructor(private readonly opts: McpIngressOptions) {
     this.idleMs = opts.sessionIdleMs ?? 30 * 60_000
     this.maxSessions = opts.maxSessions ?? 10_000
     this.reaper = setInterval(() => this.reap(), Math.min(this.idleMs, 60_000))
     this.reaper.unref()
+    this.fast = new FastPath({
+      registry: opts.registry,
+      callTool: opts.callTool,
+      events: this.events,
+      session: (id) => this.fastSession(id),
+      ownerOf,
+    })
   }
 
   get sessionCount(): number {
@@ -88,6 +97,10 @@ export class McpIngress {
       }
       if (parsed === null || typeof parsed !== 'object')
         return send(res, rpcError(400, -32600, 'Invalid Request: expected a JSON-RPC message'))
+    }
+    if (req.method === 'POST') {
+      if (await this.fast.tryHandle(req, res, ctx, scope, parsed)) return
+      this.noticeCancellation(req, ctx, parsed)
     }
     const ac = new AbortController()
     res.on('close', () => {
@@ -205,6 +218,36 @@ export class McpIngress {
     transport.onclose = () => this.forget(id)
     await server.connect(transport)
     return transport.handleRequest(request, opts)
+  }
+
+  /** `notifications/cancelled` in a 2025 session may name a call the fast path is running. */
+  private noticeCancellation(req: IncomingMessage, ctx: CallContext, parsed: unknown): void {
+    const sid = req.headers['mcp-session-id']
+    const m = parsed as { method?: unknown; params?: { requestId?: unknown; reason?: unknown } }
+    if (typeof sid === 'string' && m.method === 'notifications/cancelled' && m.params) {
+      const s = this.sessions.get(sid)
+      if (s && s.owner === ownerOf(ctx)) this.fast.cancel(sid, m.params.requestId, m.params.reason)
+    }
+  }
+
+  /** The fast path's view of a 2025 session (undefined until initialize has completed). */
+  private fastSession(id: string): FastSession | undefined {
+    const s = this.sessions.get(id)
+    if (!s) return undefined
+    const caps = s.server.getClientCapabilities()
+    if (!caps) return undefined
+    return {
+      id,
+      scope: s.scope,
+      owner: s.owner,
+      relaysRequests: Boolean(caps.elicitation || caps.sampling || caps.roots),
+      get lastSeen() {
+        return s.lastSeen
+      },
+      set lastSeen(v: number) {
+        s.lastSeen = v
+      },
+    }
   }
 
   private modernHandler(scope: Scope): McpHttpHandler {

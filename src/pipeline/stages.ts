@@ -67,7 +67,8 @@ export function observeStage({
       }
       return result
     } catch (err) {
-      const cancelled = call.signal?.aborted === true || (err instanceof UpstreamRpcError && err.code === -32800)
+      const cancelled =
+        call.signal?.aborted === true || (err instanceof UpstreamRpcError && err.code === -32800)
       const ge = cancelled ? new GatewayError('cancelled', 'cancelled by the caller') : toGatewayError(err)
       outcome = cancelled ? 'cancelled' : ge.code === 'forbidden' ? 'denied' : 'error'
       errorCode = ge.code

@@ -1,0 +1,230 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ProtocolError } from '@modelcontextprotocol/server'
+import type { CallContext } from '../context.js'
+import type { ToolCall } from '../pipeline/types.js'
+import type { Registry } from '../registry.js'
+import type { CallHooks, JsonObject } from '../upstream/rpc.js'
+import type { MemoryEventStore } from './event-store.js'
+import { callFailure, GATEWAY_INFO, refuseModernRelay, relayMeta, type Scope } from './handlers.js'
+
+const MODERN = '2026-07-28'
+const LEGACY_VERSIONS = new Set(['2025-11-25', '2025-06-18', '2025-03-26'])
+const SERVER_INFO_KEY = 'io.modelcontextprotocol/serverInfo'
+
+/** What the fast path needs of a 2025-era session kept by the ingress. */
+export interface FastSession {
+  id: string
+  scope: Scope
+  owner: string
+  /** The client declared elicitation, sampling or roots: its calls may need a request relayed. */
+  relaysRequests: boolean
+  lastSeen: number
+}
+
+export interface FastPathOptions {
+  registry: Registry
+  callTool(call: ToolCall): Promise<JsonObject>
+  events: MemoryEventStore
+  session(id: string): FastSession | undefined
+  ownerOf(ctx: CallContext): string
+}
+
+interface CallRequest {
+  id: string | number
+  name: string
+  args: JsonObject
+  params: JsonObject
+}
+
+/** A single, well-formed `tools/call` request, or undefined (the SDK path then answers it). */
+function asToolCall(body: unknown): CallRequest | undefined {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return undefined
+  const m = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown }
+  if (m.jsonrpc !== '2.0' || m.method !== 'tools/call') return undefined
+  if (typeof m.id !== 'string' && typeof m.id !== 'number') return undefined
+  const p = m.params as { name?: unknown; arguments?: unknown } | undefined
+  if (!p || typeof p !== 'object' || Array.isArray(p) || typeof p.name !== 'string') return undefined
+  if (
+    p.arguments !== undefined &&
+    (typeof p.arguments !== 'object' || p.arguments === null || Array.isArray(p.arguments))
+  ) {
+    return undefined
+  }
+  return { id: m.id, name: p.name, args: (p.arguments ?? {}) as JsonObject, params: p as JsonObject }
+}
+
+const header = (req: IncomingMessage, name: string) => {
+  const v = req.headers[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+/**
+ * The hot path for `tools/call`, bypassing the SDK's per-request machinery (Web Request/Response
+ * objects, zod validation of every message, a Server per 2026 request) when nothing but a plain
+ * answer can come back: 2026 requests without a progress token or log level, and calls in 2025
+ * sessions whose client cannot be asked anything (no elicitation, sampling or roots). Upstream
+ * notifications during a 2025 call upgrade the reply to SSE lazily. Everything else, including
+ * every malformed request, goes to the SDK path, which owns the error answers.
+ */
+export class FastPath {
+  /** 2025-era calls in flight by `{session}:{request id}`, so `notifications/cancelled` can reach them. */
+  private readonly inflight = new Map<string, AbortController>()
+
+  constructor(private readonly opts: FastPathOptions) {}
+
+  /** A 2025 client cancelled a request (a separate POST): abort it if it is one of ours. */
+  cancel(sid: string, requestId: unknown, reason: unknown): void {
+    this.inflight.get(`${sid}:${String(requestId)}`)?.abort(reason ?? 'cancelled')
+  }
+
+  /** Answers the request and returns true, or returns false without touching `res`. */
+  async tryHandle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: CallContext,
+    scope: Scope,
+    body: unknown,
+  ): Promise<boolean> {
+    const call = asToolCall(body)
+    if (!call) return false
+    const meta = call.params._meta as JsonObject | undefined
+    if (meta?.progressToken !== undefined) return false
+    const version = header(req, 'mcp-protocol-version')
+    const sid = header(req, 'mcp-session-id')
+    if (version === MODERN && sid === undefined) {
+      if (header(req, 'mcp-method') !== 'tools/call' || header(req, 'mcp-name') !== call.name) return false
+      if (
+        meta?.['io.modelcontextprotocol/protocolVersion'] !== MODERN ||
+        meta['io.modelcontextprotocol/logLevel'] !== undefined
+      ) {
+        return false
+      }
+      await this.run(res, ctx, scope, call, true, undefined)
+      return true
+    }
+    if (sid === undefined || (version !== undefined && !LEGACY_VERSIONS.has(version))) return false
+    const accept = header(req, 'accept') ?? ''
+    if (!accept.includes('application/json') || !accept.includes('text/event-stream')) return false
+    const s = this.opts.session(sid)
+    if (
+      !s ||
+      s.relaysRequests ||
+      s.owner !== this.opts.ownerOf(ctx) ||
+      s.scope.tenant !== scope.tenant ||
+      s.scope.server !== scope.server
+    ) {
+      return false
+    }
+    s.lastSeen = Date.now()
+    await this.run(res, ctx, scope, call, false, sid)
+    return true
+  }
+
+  private async run(
+    res: ServerResponse,
+    ctx: CallContext,
+    scope: Scope,
+    call: CallRequest,
+    modern: boolean,
+    sid: string | undefined,
+  ): Promise<void> {
+    const reply = new LazyReply(res, this.opts.events, sid)
+    const ac = new AbortController()
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort()
+    })
+    const key = sid ? `${sid}:${String(call.id)}` : undefined
+    if (key) this.inflight.set(key, ac)
+    let message: JsonObject
+    try {
+      const tool = (await this.opts.registry.toolIndex(scope.tenant, scope.server)).tools.get(call.name)
+      if (!tool) throw new ProtocolError(-32602, `Unknown tool: ${call.name}`)
+      const extra: JsonObject = {}
+      const relayed = relayMeta(call.params._meta as Record<string, unknown> | undefined)
+      if (relayed) extra._meta = relayed
+      if (call.params.inputResponses !== undefined) extra.inputResponses = call.params.inputResponses
+      if (call.params.requestState !== undefined) extra.requestState = call.params.requestState
+      let result: JsonObject
+      try {
+        result = await this.opts.callTool({
+          ctx,
+          tool,
+          args: call.args,
+          extra,
+          relay: modern ? { onRequest: async (method) => refuseModernRelay(method) } : reply.hooks(),
+          signal: ac.signal,
+          headers: {},
+        })
+      } catch (err) {
+        result = callFailure(err, call.name)
+      }
+      message = { jsonrpc: '2.0', id: call.id, result: modern ? stampModern(result) : result }
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err
+      const error: JsonObject = { code: err.code, message: err.message }
+      if (err.data !== undefined) error.data = err.data
+      message = { jsonrpc: '2.0', id: call.id, error }
+    } finally {
+      if (key) this.inflight.delete(key)
+    }
+    await reply.finish(message)
+  }
+}
+
+/** 2026 results say they are complete and who answered, as the SDK path stamps them. */
+function stampModern(result: JsonObject): JsonObject {
+  const meta = { ...((result._meta as JsonObject | undefined) ?? {}), [SERVER_INFO_KEY]: GATEWAY_INFO }
+  return { ...result, resultType: result.resultType ?? 'complete', _meta: meta }
+}
+
+/**
+ * A reply that is JSON unless something must be sent before the answer, in which case it becomes
+ * an SSE stream (with event ids, so the client can resume it).
+ */
+class LazyReply {
+  private streamId: string | undefined
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly events: MemoryEventStore,
+    private readonly sid: string | undefined,
+  ) {}
+
+  hooks(): CallHooks {
+    return {
+      onNotification: (method, params) =>
+        void this.event({ jsonrpc: '2.0', method, ...(params ? { params } : {}) }),
+    }
+  }
+
+  async finish(message: JsonObject): Promise<void> {
+    if (this.streamId) {
+      await this.event(message)
+      this.res.end()
+      return
+    }
+    const body = JSON.stringify(message)
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+    }
+    if (this.sid) headers['mcp-session-id'] = this.sid
+    this.res.writeHead(200, headers).end(body)
+  }
+
+  private async event(message: JsonObject): Promise<void> {
+    if (this.res.writableEnded) return
+    if (!this.streamId) {
+      this.streamId = randomUUID()
+      const headers: Record<string, string> = {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache, no-transform',
+      }
+      if (this.sid) headers['mcp-session-id'] = this.sid
+      this.res.writeHead(200, headers)
+    }
+    const id = await this.events.storeEvent(this.streamId, message as never)
+    this.res.write(`event: message\nid: ${id}\ndata: ${JSON.stringify(message)}\n\n`)
+  }
+}
