@@ -64,13 +64,16 @@ export class Authenticator {
     this.cache.clear()
   }
 
+  /**
+   * Cached by the token itself (it is in this process's memory for the request anyway), so a
+   * hit costs no hashing; the store only ever sees the hash.
+   */
   private async lookup(token: string): Promise<ApiKeyRecord | undefined> {
-    const hash = hashApiKey(token)
-    const cached = this.cache.get(hash)
+    const cached = this.cache.get(token)
     if (cached !== undefined) return cached || undefined
-    const record = await this.keys.lookupByHash(hash)
-    if (record) this.cache.set(hash, record)
-    else this.cache.set(hash, false, { ttl: this.negativeTtlMs })
+    const record = await this.keys.lookupByHash(hashApiKey(token))
+    if (record) this.cache.set(token, record)
+    else this.cache.set(token, false, { ttl: this.negativeTtlMs })
     return record
   }
 }

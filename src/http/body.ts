@@ -8,17 +8,23 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     req.resume()
     throw new GatewayError('payload_too_large', `request body exceeds ${limit} bytes`)
   }
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > limit) {
-      req.resume()
-      throw new GatewayError('payload_too_large', `request body exceeds ${limit} bytes`)
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        req.off('data', onData)
+        req.resume()
+        reject(new GatewayError('payload_too_large', `request body exceeds ${limit} bytes`))
+        return
+      }
+      chunks.push(chunk)
     }
-    chunks.push(chunk)
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+    req.on('data', onData)
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)))
+    req.once('error', reject)
+  })
 }
 
 export function parseJson(raw: Buffer): unknown {
