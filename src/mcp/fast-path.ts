@@ -19,7 +19,17 @@ export interface FastSession {
   owner: string
   /** The client declared elicitation, sampling or roots: its calls may need a request relayed. */
   relaysRequests: boolean
+  /** The level the client set with logging/setLevel; messages below it are not relayed. */
+  logLevel: string | undefined
   lastSeen: number
+}
+
+const SEVERITY = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency']
+
+/** Whether a log message at `level` passes the client's threshold. */
+export function passesLogLevel(level: unknown, threshold: string | undefined): boolean {
+  if (threshold === undefined) return true
+  return SEVERITY.indexOf(String(level)) >= SEVERITY.indexOf(threshold)
 }
 
 export interface FastPathOptions {
@@ -117,7 +127,7 @@ export class FastPath {
       return false
     }
     s.lastSeen = Date.now()
-    await this.run(res, ctx, scope, call, false, sid)
+    await this.run(res, ctx, scope, call, false, sid, s.logLevel)
     return true
   }
 
@@ -128,8 +138,9 @@ export class FastPath {
     call: CallRequest,
     modern: boolean,
     sid: string | undefined,
+    logLevel?: string,
   ): Promise<void> {
-    const reply = new LazyReply(res, this.opts.events, sid)
+    const reply = new LazyReply(res, this.opts.events, sid, logLevel)
     const ac = new AbortController()
     res.on('close', () => {
       if (!res.writableFinished) ac.abort()
@@ -189,12 +200,15 @@ class LazyReply {
     private readonly res: ServerResponse,
     private readonly events: MemoryEventStore,
     private readonly sid: string | undefined,
+    private readonly logLevel: string | undefined,
   ) {}
 
   hooks(): CallHooks {
     return {
-      onNotification: (method, params) =>
-        void this.event({ jsonrpc: '2.0', method, ...(params ? { params } : {}) }),
+      onNotification: (method, params) => {
+        if (method === 'notifications/message' && !passesLogLevel(params?.level, this.logLevel)) return
+        void this.event({ jsonrpc: '2.0', method, ...(params ? { params } : {}) })
+      },
     }
   }
 

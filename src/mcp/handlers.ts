@@ -66,8 +66,14 @@ function relayHooks(ctx: ServerContext, modern: boolean): CallHooks {
               .catch(() => {}),
         }
       : {}),
-    onNotification: (method, params) =>
-      void ctx.mcpReq.notify({ method, ...(params ? { params } : {}) } as never).catch(() => {}),
+    onNotification: (method, params) => {
+      // Log messages go through the SDK's log(), which honours the client's level (setLevel or envelope).
+      const sent =
+        method === 'notifications/message' && params
+          ? ctx.mcpReq.log(params.level as never, params.data, params.logger as string | undefined)
+          : ctx.mcpReq.notify({ method, ...(params ? { params } : {}) } as never)
+      void sent.catch(() => {})
+    },
     onRequest: async (method, params) => {
       if (modern) refuseModernRelay(method)
       return ctx.mcpReq.send({ method, ...(params ? { params } : {}) } as never, {

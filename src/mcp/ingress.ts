@@ -33,6 +33,7 @@ interface Session {
   owner: string
   lastSeen: number
   subscriptions: Set<string>
+  logLevel?: string
 }
 
 const rpcError = (status: number, code: number, message: string, headers: Record<string, string> = {}) =>
@@ -100,7 +101,7 @@ export class McpIngress {
     }
     if (req.method === 'POST') {
       if (await this.fast.tryHandle(req, res, ctx, scope, parsed)) return
-      this.noticeCancellation(req, ctx, parsed)
+      this.noticeSessionMessage(req, ctx, parsed)
     }
     const ac = new AbortController()
     res.on('close', () => {
@@ -220,14 +221,23 @@ export class McpIngress {
     return transport.handleRequest(request, opts)
   }
 
-  /** `notifications/cancelled` in a 2025 session may name a call the fast path is running. */
-  private noticeCancellation(req: IncomingMessage, ctx: CallContext, parsed: unknown): void {
+  /**
+   * Messages the fast path must know about although the SDK answers them: `notifications/cancelled`
+   * may name a call the fast path runs, `logging/setLevel` sets the threshold it filters logs by.
+   */
+  private noticeSessionMessage(req: IncomingMessage, ctx: CallContext, parsed: unknown): void {
     const sid = req.headers['mcp-session-id']
-    const m = parsed as { method?: unknown; params?: { requestId?: unknown; reason?: unknown } }
-    if (typeof sid === 'string' && m.method === 'notifications/cancelled' && m.params) {
-      const s = this.sessions.get(sid)
-      if (s && s.owner === ownerOf(ctx)) this.fast.cancel(sid, m.params.requestId, m.params.reason)
+    const m = parsed as {
+      method?: unknown
+      params?: { requestId?: unknown; reason?: unknown; level?: unknown }
     }
+    if (typeof sid !== 'string' || !m.params) return
+    const s = this.sessions.get(sid)
+    if (!s || s.owner !== ownerOf(ctx)) return
+    if (m.method === 'notifications/cancelled') this.fast.cancel(sid, m.params.requestId, m.params.reason)
+    // The SDK keeps its own copy; the fast path needs one to filter relayed log messages.
+    const level = (m.params as { level?: unknown }).level
+    if (m.method === 'logging/setLevel' && typeof level === 'string') s.logLevel = level
   }
 
   /** The fast path's view of a 2025 session (undefined until initialize has completed). */
@@ -241,6 +251,7 @@ export class McpIngress {
       scope: s.scope,
       owner: s.owner,
       relaysRequests: Boolean(caps.elicitation || caps.sampling || caps.roots),
+      logLevel: s.logLevel,
       get lastSeen() {
         return s.lastSeen
       },

@@ -97,6 +97,22 @@ spec: { transport: http, url: "${up.url}" }
     expect(text).toContain('"id":8,"result"')
   })
 
+  it('2025 session: log messages below the level the client set are not relayed (both paths)', async () => {
+    for (const caps of [{}, { elicitation: { form: {} } }]) {
+      const h = await session(caps)
+      const set = await post(
+        { jsonrpc: '2.0', id: 1, method: 'logging/setLevel', params: { level: 'error' } },
+        h,
+      )
+      expect(set.status).toBe(200)
+      await set.text()
+      const res = await post(call(2, 'up__progress', { steps: 2 }), h)
+      const text = await res.text()
+      expect(text).toContain('done 2')
+      expect(text).not.toContain('notifications/message')
+    }
+  })
+
   it('2025 session whose client can be asked things, or a call with a progress token: the SDK path (SSE)', async () => {
     const h = await session({ elicitation: { form: {} } })
     const res = await post(call(9, 'up__echo', { text: 'sdk' }), h)
