@@ -177,10 +177,6 @@ export class Registry {
     return { prompts, problems }
   }
 
-  viewServer(tenant: string, server: string): ServerSpec | undefined {
-    return this.servers.get(key(tenant, server))?.spec
-  }
-
   status(tenant: string, name: string): { status: string; era?: string; last_error?: string } | undefined {
     const c = this.connection(tenant, name)
     if (!c) return undefined

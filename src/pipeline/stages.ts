@@ -80,8 +80,7 @@ export function observeStage({
         outcome === 'ok' ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: errorCode },
       )
       span.end()
-      metrics.toolCalls.inc({ connector: tool.connection.name, tool: tool.name, outcome })
-      metrics.toolLatency.observe({ connector: tool.connection.name, tool: tool.name }, ms / 1000)
+      metrics.recordToolCall(tool.connection.name, tool.name, outcome, ms / 1000)
       void audit.write({
         id: randomUUID(),
         tenant: ctx.tenant,

@@ -8,6 +8,22 @@ export class Metrics {
   readonly httpRequests: Counter<'route' | 'status'>
   readonly upstreamUp: Gauge<'connector' | 'tenant'>
 
+  /** Label-bound children, cached: prom-client hashes the label set on every unbound call. */
+  private readonly callChildren = new Map<string, { inc(): void }>()
+  private readonly latencyChildren = new Map<string, { observe(v: number): void }>()
+
+  /** Counts one tool call and its latency. */
+  recordToolCall(connector: string, tool: string, outcome: string, seconds: number): void {
+    const k = `${connector}\u0000${tool}`
+    let c = this.callChildren.get(`${k}\u0000${outcome}`)
+    if (!c)
+      this.callChildren.set(`${k}\u0000${outcome}`, (c = this.toolCalls.labels(connector, tool, outcome)))
+    c.inc()
+    let h = this.latencyChildren.get(k)
+    if (!h) this.latencyChildren.set(k, (h = this.toolLatency.labels(connector, tool)))
+    h.observe(seconds)
+  }
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' })
     this.toolCalls = new Counter({

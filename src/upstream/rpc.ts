@@ -68,9 +68,7 @@ export interface RpcTransport {
 }
 
 export const METHOD_NOT_FOUND = -32601
-export const INVALID_PARAMS = -32602
 export const INTERNAL_ERROR = -32603
-export const REQUEST_CANCELLED = -32800
 
 /** Answers a server→client request with the hook's result, or a JSON-RPC error. */
 export async function answerServerRequest(
