@@ -177,6 +177,23 @@ export class Registry {
     return { prompts, problems }
   }
 
+  /**
+   * For a tool name the index does not know: the selected connector it would belong to (by
+   * prefix) if that connector is not ready, so the caller hears which upstream is down instead
+   * of "unknown tool".
+   */
+  unavailableFor(
+    tenant: string,
+    server: string | undefined,
+    exposed: string,
+  ): UpstreamConnection | undefined {
+    for (const { conn } of this.selection(tenant, server)) {
+      const prefix = prefixOf(conn.spec, conn.name)
+      if (prefix && exposed.startsWith(`${prefix}__`) && conn.status !== 'ready') return conn
+    }
+    return undefined
+  }
+
   status(tenant: string, name: string): { status: string; era?: string; last_error?: string } | undefined {
     const c = this.connection(tenant, name)
     if (!c) return undefined

@@ -6,7 +6,14 @@ import type { ToolCall } from '../pipeline/types.js'
 import type { Registry } from '../registry.js'
 import type { CallHooks, JsonObject } from '../upstream/rpc.js'
 import type { MemoryEventStore } from './event-store.js'
-import { callFailure, GATEWAY_INFO, refuseModernRelay, relayMeta, type Scope } from './handlers.js'
+import {
+  callFailure,
+  GATEWAY_INFO,
+  missingTool,
+  refuseModernRelay,
+  relayMeta,
+  type Scope,
+} from './handlers.js'
 
 const MODERN = '2026-07-28'
 const LEGACY_VERSIONS = new Set(['2025-11-25', '2025-06-18', '2025-03-26'])
@@ -150,7 +157,14 @@ export class FastPath {
     let message: JsonObject
     try {
       const tool = (await this.opts.registry.toolIndex(scope.tenant, scope.server)).tools.get(call.name)
-      if (!tool) throw new ProtocolError(-32602, `Unknown tool: ${call.name}`)
+      if (!tool) {
+        await reply.finish({
+          jsonrpc: '2.0',
+          id: call.id,
+          result: missingTool(this.opts.registry, scope, call.name),
+        })
+        return
+      }
       const extra: JsonObject = {}
       const relayed = relayMeta(call.params._meta as Record<string, unknown> | undefined)
       if (relayed) extra._meta = relayed

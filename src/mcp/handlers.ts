@@ -88,6 +88,13 @@ function toolError(text: string): JsonObject {
 }
 
 /** Maps a failure to what an MCP client should see: protocol errors stay errors, faults become tool errors. */
+/** The answer for a name the tool index does not hold: a down connector's tool, or unknown. */
+export function missingTool(registry: Registry, scope: Scope, exposed: string): JsonObject {
+  const down = registry.unavailableFor(scope.tenant, scope.server, exposed)
+  if (down) return toolError(`connector ${down.name} is unavailable: ${down.lastError ?? down.status}`)
+  throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${exposed}`)
+}
+
 export function callFailure(err: unknown, exposed: string): JsonObject {
   if (err instanceof UpstreamRpcError) throw new ProtocolError(err.code, err.message, err.data)
   if (err instanceof GatewayError) {
@@ -126,7 +133,7 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
     const callContext = callContextOf(ctx)
     const exposed = req.params.name
     const tool = (await registry.toolIndex(scope.tenant, scope.server)).tools.get(exposed)
-    if (!tool) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${exposed}`)
+    if (!tool) return missingTool(registry, scope, exposed) as never
     const extra: JsonObject = {}
     const meta = relayMeta(req.params._meta as Record<string, unknown> | undefined)
     if (meta) extra._meta = meta

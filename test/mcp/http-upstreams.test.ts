@@ -220,8 +220,10 @@ spec: { connectors: [dead, old] }
     const c = await gw.client({ path: '/mcp/withdead' })
     const names = (await c.listTools()).tools.map((t) => t.name)
     expect(names.every((n) => n.startsWith('old__'))).toBe(true)
-    // The dead connector cannot be listed; calling a name under it is an unknown tool.
-    await expect(c.callTool({ name: 'dead__echo', arguments: {} })).rejects.toMatchObject({ code: -32602 })
+    // The dead connector cannot be listed; a call to a name under its prefix says which upstream is down.
+    const dead = await c.callTool({ name: 'dead__echo', arguments: {} })
+    expect(dead.isError).toBe(true)
+    expect(textOf(dead)).toMatch(/^connector dead is unavailable: /)
     expect(textOf(await c.callTool({ name: 'old__echo', arguments: { text: 'ok' } }))).toBe('ok')
   })
 
