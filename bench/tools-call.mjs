@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 // tools/call throughput and latency through the gateway, against a same-run direct baseline.
 //
-//   node bench/tools-call.mjs [--duration 10] [--connections 1,64] [--warmup 2]
+//   node bench/tools-call.mjs [--duration 10] [--connections 1,64] [--warmup 2] [--upstream fast|sdk]
 //                             [--upstream-protocol 2025-11-25|2026-07-28|auto]
 //                             [--cases direct,legacy,modern] [--no-pin] [--out FILE]
 //
-// One run starts a minimal echo MCP upstream (bench/lib/echo-upstream.mjs) and the built gateway
-// (dist/, so `npm run build` first) as child processes, then drives tools/call with autocannon:
-//   direct  straight to the upstream (the baseline: what a client gets without the gateway)
+// One run starts an echo MCP upstream and the built gateway (dist/, so `npm run build` first) as
+// child processes, then drives tools/call with autocannon. --upstream fast (default): a minimal
+// near-raw node:http server (bench/lib/echo-upstream.mjs); --upstream sdk: a typical server built
+// with the official v2 SDK (bench/lib/sdk-upstream.mjs), which the gateway and `direct` reach in the
+// 2026-07-28 era unless --upstream-protocol says otherwise (the fast upstream: 2025-11-25). Cases:
+//   direct  straight to the upstream (the baseline: what a client gets without the gateway;
+//           fast: a sessionless call without _meta; sdk: a stateless 2026-07-28 call)
 //   legacy  through the gateway's /mcp in the 2025-11-25 era: one initialized session per
 //           connection, every call on that session (SSE responses)
 //   modern  through the gateway's /mcp in the 2026-07-28 era: stateless requests with the
@@ -48,6 +52,29 @@ const CASE_LABEL = {
   modern: `gateway ${MODERN} stateless`,
 }
 
+/**
+ * The upstream kinds. `direct` says how the direct case calls the upstream: `modern` sends the
+ * 2026-07-28 request (envelope in params._meta, mcp-* headers), otherwise a sessionless call
+ * without _meta.
+ */
+const UPSTREAMS = {
+  fast: {
+    module: 'lib/echo-upstream.mjs',
+    ready: /echo upstream listening on (\S+)/,
+    description: 'minimal node:http echo server (bench/lib/echo-upstream.mjs)',
+    defaultProtocol: LEGACY,
+    directModern: false,
+  },
+  sdk: {
+    module: 'lib/sdk-upstream.mjs',
+    ready: /sdk upstream listening on (\S+)/,
+    description:
+      'official TypeScript SDK v2: McpServer + createMcpHandler + toNodeHandler (bench/lib/sdk-upstream.mjs)',
+    defaultProtocol: MODERN,
+    directModern: true,
+  },
+}
+
 // ---------------------------------------------------------------------------------------------
 // Options
 
@@ -56,7 +83,8 @@ const { values: argv } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '1,64' },
     warmup: { type: 'string', default: '2' },
-    'upstream-protocol': { type: 'string', default: LEGACY },
+    upstream: { type: 'string', default: 'fast' },
+    'upstream-protocol': { type: 'string' },
     cases: { type: 'string', default: 'direct,legacy,modern' },
     'no-pin': { type: 'boolean', default: false },
     out: { type: 'string' },
@@ -68,7 +96,7 @@ if (argv.help) {
   process.stdout.write(
     readFileSync(fileURLToPath(import.meta.url), 'utf8')
       .split('\n')
-      .slice(1, 18)
+      .slice(1, 22)
       .map((l) => l.replace(/^\/\/ ?/, ''))
       .join('\n') + '\n',
   )
@@ -78,7 +106,10 @@ const DURATION = positive(argv.duration, '--duration')
 const WARMUP = Number(argv.warmup)
 if (!Number.isFinite(WARMUP) || WARMUP < 0) fail('--warmup must be a number ≥ 0')
 const CONNECTIONS = argv.connections.split(',').map((c) => positive(c, '--connections'))
-const UPSTREAM_PROTOCOL = argv['upstream-protocol']
+const UPSTREAM_KIND = argv.upstream
+if (!(UPSTREAM_KIND in UPSTREAMS)) fail(`--upstream must be fast or sdk, got ${UPSTREAM_KIND}`)
+const UPSTREAM = UPSTREAMS[UPSTREAM_KIND]
+const UPSTREAM_PROTOCOL = argv['upstream-protocol'] ?? UPSTREAM.defaultProtocol
 if (![LEGACY, MODERN, 'auto'].includes(UPSTREAM_PROTOCOL))
   fail(`--upstream-protocol must be ${LEGACY}, ${MODERN} or auto`)
 const CASES = argv.cases.split(',').map((c) => c.trim())
@@ -313,6 +344,11 @@ async function rpc(url, headers, message) {
   }
 }
 
+/** Extra headers of a direct call: the 2026-07-28 request headers when the direct call is modern. */
+const DIRECT_HEADERS = UPSTREAM.directModern
+  ? { 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': 'echo' }
+  : {}
+
 function callBody(tool, modern) {
   const params = { name: tool, arguments: { text: ECHO_TEXT } }
   if (modern) params._meta = ENVELOPE
@@ -500,11 +536,16 @@ async function main() {
   const upstream = startChild(
     'upstream',
     process.execPath,
-    [join(BENCH_DIR, 'lib', 'echo-upstream.mjs'), '0'],
+    [join(BENCH_DIR, UPSTREAM.module), '0'],
     pinning.pin ? { cpu: 1 } : {},
   )
-  const upstreamUrl = await waitForLine(upstream, /echo upstream listening on (\S+)/)
-  log(`upstream ${upstreamUrl} (pid ${upstream.pid})`)
+  const upstreamUrl = await waitForLine(upstream, UPSTREAM.ready)
+  log(`upstream ${UPSTREAM_KIND}: ${upstreamUrl} (pid ${upstream.pid}); the gateway speaks ${UPSTREAM_PROTOCOL} to it`)
+  if (UPSTREAM.directModern && UPSTREAM_PROTOCOL !== MODERN)
+    warnings.push(
+      `the direct baseline calls the ${UPSTREAM_KIND} upstream in the ${MODERN} era but the gateway's connector uses ` +
+        `--upstream-protocol ${UPSTREAM_PROTOCOL}: the two reach the upstream on different code paths`,
+    )
 
   // Gateway
   const adminKey = `bench-${randomBytes(16).toString('hex')}`
@@ -548,7 +589,7 @@ async function main() {
 
   // Wire checks before any load.
   {
-    const direct = await rpc(upstreamUrl, {}, callBody('echo', false))
+    const direct = await rpc(upstreamUrl, DIRECT_HEADERS, callBody('echo', UPSTREAM.directModern))
     assertEcho(direct, 'direct tools/call')
     const modern = await rpc(
       gatewayMcp,
@@ -595,8 +636,8 @@ async function main() {
       let sessions = []
       if (kind === 'direct') {
         target = upstreamUrl
-        headers = { ...JSON_HEADERS }
-        body = callBody('echo', false)
+        headers = { ...JSON_HEADERS, ...DIRECT_HEADERS }
+        body = callBody('echo', UPSTREAM.directModern)
         assertEcho(await rpc(target, headers, body), 'direct sample')
       } else if (kind === 'modern') {
         target = gatewayMcp
@@ -760,10 +801,19 @@ async function main() {
     loadavg: loadAtStart,
     memoryBytes: totalmem(),
     pinning,
+    upstream: {
+      kind: UPSTREAM_KIND,
+      description: UPSTREAM.description,
+      gatewayProtocol: UPSTREAM_PROTOCOL,
+      directCall: UPSTREAM.directModern
+        ? `${MODERN} stateless (params._meta envelope, mcp-protocol-version/mcp-method/mcp-name headers)`
+        : 'sessionless tools/call without _meta or mcp-* headers',
+    },
     options: {
       duration: DURATION,
       warmup: WARMUP,
       connections: CONNECTIONS,
+      upstream: UPSTREAM_KIND,
       upstreamProtocol: UPSTREAM_PROTOCOL,
       cases: CASES,
     },
@@ -818,18 +868,19 @@ const mb = (b) => fmt(b / 2 ** 20, 1)
 function markdown(report) {
   const lines = []
   const o = report.options
-  lines.push(`## tools/call: gateway vs direct (${report.date})`)
+  lines.push(`## tools/call: gateway vs direct, ${report.upstream.kind} upstream (${report.date})`)
   lines.push('')
   lines.push(
     `node ${report.node}, ${report.cpus} CPUs (${report.cpu}), load average ${report.loadavg.map((l) => l.toFixed(2)).join(' ')} at start; ` +
       `git ${report.git.commit}${report.git.srcDirty ? ' (src/ modified)' : ''}; ${o.duration}s per case after ${o.warmup}s warm-up; ` +
-      `upstream protocol ${o.upstreamProtocol}; pinning ${report.pinning.pin ? 'on' : 'off'} (${report.pinning.why}).`,
+      `upstream: ${report.upstream.kind} = ${report.upstream.description}, direct calls ${report.upstream.directCall}, ` +
+      `gateway connector protocol ${o.upstreamProtocol}; pinning ${report.pinning.pin ? 'on' : 'off'} (${report.pinning.why}).`,
   )
   lines.push('')
   lines.push(
-    '| conns | case | calls/s | p50 ms | p99 ms | errors | non-2xx | × direct | +p50 ms | +p99 ms | gw CPU µs/call | gw CPU % | gw RSS MB | other load % |',
+    '| conns | case | calls/s | p50 ms | p99 ms | errors | non-2xx | × direct | +p50 ms | +p99 ms | gw CPU µs/call | gw CPU % | gw RSS MB | up CPU µs/call | up+lg CPU % | other load % |',
   )
-  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of report.results) {
     const g = r.gateway
     const direct = r.case === 'direct'
@@ -847,6 +898,8 @@ function markdown(report) {
       direct ? '–' : fmt(g.cpuMicrosPerCall, 0),
       direct ? `(idle ${fmt(g.cpuPercent, 0)})` : fmt(g.cpuPercent, 0),
       mb(g.rssBytesAfter),
+      fmt(r.upstream.cpuMicrosPerCall, 0),
+      fmt(r.upstream.cpuPercent + r.loadGenerator.cpuPercent, 0),
       fmt(r.machine.otherCpuPercent, 0),
     ]
     lines.push(`| ${cells.join(' | ')} |`)
@@ -868,8 +921,10 @@ function markdown(report) {
   lines.push(
     'errors = connection errors + timeouts + 2xx bodies without the echo. × direct = calls/s ÷ direct calls/s at the same ' +
       'concurrency in this run; +p50/+p99 = gateway percentile − direct percentile. gw CPU = utime+stime of the gateway ' +
-      'process (all threads) per verified call, and in % of one core; gw RSS = VmRSS after the case. other load = CPU used ' +
-      'by processes outside the bench during the case, in % of one core (noise).',
+      'process (all threads) per verified call, and in % of one core; gw RSS = VmRSS after the case. up CPU = the same for ' +
+      'the upstream; up+lg CPU % = upstream + load generator (this process), which share one core when pinned: near 100 % ' +
+      'that core, not the gateway, bounds calls/s. other load = CPU used by processes outside the bench during the case, ' +
+      'in % of one core (noise).',
   )
   for (const w of report.warnings) lines.push(`\n> warning: ${w}`)
   return lines.join('\n') + '\n'

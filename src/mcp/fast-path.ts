@@ -161,7 +161,9 @@ export class FastPath {
         await reply.finish({
           jsonrpc: '2.0',
           id: call.id,
-          result: missingTool(this.opts.registry, scope, call.name),
+          result: modern
+            ? stampModern(missingTool(this.opts.registry, scope, call.name))
+            : missingTool(this.opts.registry, scope, call.name),
         })
         return
       }
