@@ -56,7 +56,10 @@ export function createHttpServer(opts: HttpServerOptions): Server {
       })
     const { route, params } = match
     guard(req)
-    const requestId = (req.headers['x-request-id'] as string | undefined)?.slice(0, 128) || randomUUID()
+    // A caller's request id is echoed and logged: keep it short and free of control characters.
+    const given = req.headers['x-request-id']
+    const requestId =
+      typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID()
     res.setHeader('x-request-id', requestId)
     const ctx =
       route.auth === 'none'

@@ -28,6 +28,8 @@ export interface HttpTransportOptions {
   /** 2026-07-28: the `_meta` envelope sent with every request (protocol version, client info, capabilities). */
   envelope?: JsonObject
   connections?: number
+  /** Largest upstream answer accepted (a JSON body, or one SSE event); default 32 MiB. */
+  maxResponseBytes?: number
 }
 
 /** How many times one call's response stream may be resumed after the server closed it. */
@@ -68,10 +70,12 @@ export class HttpTransport implements RpcTransport {
   private listen: AbortController | undefined
   /** Calls in flight that can relay server→client requests arriving on the GET stream. */
   private readonly relays = new Set<CallHooks>()
+  private readonly maxResponseBytes: number
 
   constructor(private readonly opts: HttpTransportOptions) {
     this.pool = new Pool(opts.url.origin, { connections: opts.connections ?? 128, keepAliveTimeout: 30_000 })
     this.path = opts.url.pathname + opts.url.search
+    this.maxResponseBytes = opts.maxResponseBytes ?? 32 * 1024 * 1024
     if (opts.era === MODERN) this.protocolVersion = MODERN
   }
 
@@ -205,7 +209,7 @@ export class HttpTransport implements RpcTransport {
     if (type.startsWith('text/event-stream') && res.statusCode < 300) {
       return this.readSse(id, res, hooks, token, signal)
     }
-    const text = await res.body.text()
+    const text = await readLimited(res.body, this.maxResponseBytes)
     const msg = parseMessage(text)
     if (msg && (msg.result !== undefined || msg.error)) return settle(msg)
     if (res.statusCode >= 500) throw new UpstreamUnavailableError(`upstream answered HTTP ${res.statusCode}`)
@@ -226,13 +230,13 @@ export class HttpTransport implements RpcTransport {
     token: string | undefined,
     signal: AbortSignal,
   ): Promise<JsonObject> {
-    const parser = new SseParser()
+    const parser = new SseParser(this.maxResponseBytes)
     let res = first
     let lastId: string | undefined
     for (let resumes = 0; ; resumes++) {
       res.body.setEncoding('utf8')
       for await (const chunk of res.body as AsyncIterable<string>) {
-        for (const ev of parser.push(chunk)) {
+        for (const ev of this.parse(parser, chunk, res)) {
           if (ev.id !== undefined) lastId = ev.id
           const msg = parseMessage(ev.data)
           if (!msg) continue
@@ -266,6 +270,15 @@ export class HttpTransport implements RpcTransport {
           `upstream refused to resume the response stream (HTTP ${res.statusCode})`,
         )
       }
+    }
+  }
+
+  private parse(parser: SseParser, chunk: string, res: Dispatcher.ResponseData) {
+    try {
+      return parser.push(chunk)
+    } catch (err) {
+      res.body.destroy()
+      throw new UpstreamUnavailableError((err as Error).message)
     }
   }
 
@@ -341,6 +354,21 @@ export class HttpTransport implements RpcTransport {
       delay = Math.min(delay * 2, 30_000)
     }
   }
+}
+
+/** Reads a response body as text, refusing more than `limit` bytes (a hostile or broken upstream). */
+async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > limit) {
+      body.destroy()
+      throw new UpstreamUnavailableError(`upstream response over ${limit} bytes`)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, size).toString('utf8')
 }
 
 function parseMessage(text: string): RpcMessage | undefined {

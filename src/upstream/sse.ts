@@ -9,16 +9,22 @@ export interface SseEvent {
 }
 
 export class SseParser {
+  constructor(private readonly maxEventBytes = 32 * 1024 * 1024) {}
+
   /** The last `retry:` the server asked for (ms), if any. */
   retryMs: number | undefined
   private buf = ''
   private data: string[] = []
   private id: string | undefined
   private event: string | undefined
+  /** Characters of data lines accumulated for the event in progress. */
+  private pending = 0
 
   /** Feeds a chunk; returns the events completed by it. */
   push(chunk: string): SseEvent[] {
     this.buf += chunk
+    if (this.buf.length + this.pending > this.maxEventBytes)
+      throw new Error(`upstream SSE event over ${this.maxEventBytes} bytes`)
     const out: SseEvent[] = []
     let nl: number
     while ((nl = this.buf.search(/\r\n|\n|\r/)) !== -1) {
@@ -36,6 +42,7 @@ export class SseParser {
           })
         }
         this.data = []
+        this.pending = 0
         this.event = undefined
         continue
       }
@@ -44,8 +51,10 @@ export class SseParser {
       const field = colon === -1 ? line : line.slice(0, colon)
       let value = colon === -1 ? '' : line.slice(colon + 1)
       if (value.startsWith(' ')) value = value.slice(1)
-      if (field === 'data') this.data.push(value)
-      else if (field === 'id') this.id = value
+      if (field === 'data') {
+        this.data.push(value)
+        this.pending += value.length
+      } else if (field === 'id') this.id = value
       else if (field === 'event') this.event = value
       else if (field === 'retry' && /^\d+$/.test(value)) this.retryMs = Number(value)
     }

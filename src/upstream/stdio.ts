@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createInterface } from 'node:readline'
 import type { Logger } from '../log.js'
+import { LineSplitter } from './lines.js'
 import {
   answerServerRequest,
   UpstreamRpcError,
@@ -76,14 +76,24 @@ export class StdioTransport implements RpcTransport {
       stdio: ['pipe', 'pipe', 'pipe'],
     })
     const maxLine = opts.maxLineBytes ?? 16 * 1024 * 1024
-    const rl = createInterface({ input: this.child.stdout!, crlfDelay: Infinity })
-    rl.on('line', (line) => {
-      if (line.length > maxLine)
-        return this.fail(new UpstreamUnavailableError('upstream sent an oversized message'))
-      if (line.trim()) this.onLine(line)
-    })
-    const err = createInterface({ input: this.child.stderr! })
-    err.on('line', (line) => this.logger.debug({ stderr: line.slice(0, 2000) }, 'upstream stderr'))
+    const lines = new LineSplitter(
+      maxLine,
+      (line) => {
+        if (line.trim()) this.onLine(line)
+      },
+      () => {
+        this.fail(new UpstreamUnavailableError(`upstream wrote a message over ${maxLine} bytes`))
+        this.child.kill('SIGKILL')
+      },
+    )
+    this.child.stdout!.on('data', (chunk: Buffer) => lines.push(chunk))
+    // stderr is only logged: overlong lines are dropped rather than buffered.
+    const errLines = new LineSplitter(
+      64 * 1024,
+      (line) => this.logger.debug({ stderr: line.slice(0, 2000) }, 'upstream stderr'),
+      () => {},
+    )
+    this.child.stderr!.on('data', (chunk: Buffer) => errLines.push(chunk))
     this.child.on('error', (e) =>
       this.fail(new UpstreamUnavailableError(`cannot start ${opts.command}: ${e.message}`)),
     )
