@@ -149,9 +149,13 @@ export class FastPath {
   ): Promise<void> {
     const reply = new LazyReply(res, this.opts.events, sid, logLevel)
     const ac = new AbortController()
-    res.on('close', () => {
-      if (!res.writableFinished) ac.abort()
-    })
+    // 2026: the request is the call, so a dropped connection cancels it. 2025: a disconnect is not
+    // a cancellation (the spec says so; notifications/cancelled is); the answer stays resumable.
+    if (modern) {
+      res.on('close', () => {
+        if (!res.writableFinished) ac.abort()
+      })
+    }
     const key = sid ? `${sid}:${String(call.id)}` : undefined
     if (key) this.inflight.set(key, ac)
     let message: JsonObject
