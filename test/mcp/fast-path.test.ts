@@ -152,6 +152,41 @@ spec: { transport: http, url: "${up.url}" }
     expect(res.status).toBe(404)
   })
 
+  it('2025 session: a dropped connection does not cancel the call; notifications/cancelled does', async () => {
+    const h = await session({})
+    const aborts = async () => {
+      const r = (await (await post(call(30, 'up__aborts', {}), h)).json()) as any
+      return Number(r.result.content[0].text)
+    }
+    const before = await aborts()
+    const ac = new AbortController()
+    const dropped = fetch(gw.url + '/mcp', {
+      method: 'POST',
+      signal: ac.signal,
+      headers: {
+        authorization: `Bearer ${ADMIN_KEY}`,
+        'content-type': 'application/json',
+        accept: ACCEPT,
+        ...h,
+      },
+      body: JSON.stringify(call(32, 'up__slow', { ms: 300 })),
+    }).catch(() => undefined)
+    setTimeout(() => ac.abort(), 50)
+    await dropped
+    await new Promise((r) => setTimeout(r, 500))
+    expect(await aborts()).toBe(before)
+    const slow = post(call(33, 'up__slow', { ms: 5000 }), h)
+    await new Promise((r) => setTimeout(r, 100))
+    await (
+      await post(
+        { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 33, reason: 'stop' } },
+        h,
+      )
+    ).text()
+    await (await slow).text()
+    await eventually(async () => (await aborts()) === before + 1)
+  })
+
   it('audits fast-path calls like any other', async () => {
     const h = await session({})
     await (await post(call(14, 'up__whoami', {}), h)).text()
