@@ -6,12 +6,15 @@ import { SqliteTenants } from './tenants.js'
 import { SqliteKeys } from './keys.js'
 import { SqliteResources } from './resources.js'
 import { SqliteAudit, SqliteSpans } from './telemetry.js'
+import { inlineWriter, workerWriter } from './writer.js'
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:' for tests. */
   path: string
   /** Milliseconds to wait on a locked database before failing (another process writing). */
   busyTimeoutMs?: number
+  /** Write audit rows and spans from a worker thread (default for file databases). */
+  offThreadWrites?: boolean
 }
 
 /** Applies pending migrations in one transaction each; safe to call on every start. */
@@ -35,7 +38,11 @@ export function migrate(db: Database.Database): void {
 }
 
 /** The embedded default store: one SQLite file in WAL mode. */
-export function openSqliteStore({ path, busyTimeoutMs = 5000 }: SqliteStoreOptions): Store {
+export function openSqliteStore({
+  path,
+  busyTimeoutMs = 5000,
+  offThreadWrites = path !== ':memory:',
+}: SqliteStoreOptions): Store {
   const db = new Database(path)
   // The database holds key hashes and audit rows: readable by the gateway's user only.
   if (path !== ':memory:') chmodSync(path, 0o600)
@@ -44,17 +51,19 @@ export function openSqliteStore({ path, busyTimeoutMs = 5000 }: SqliteStoreOptio
   db.pragma('foreign_keys = ON')
   db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`)
   migrate(db)
+  const writer = offThreadWrites ? workerWriter(path, busyTimeoutMs) : inlineWriter(db)
   return {
     kind: 'sqlite',
     tenants: new SqliteTenants(db),
     keys: new SqliteKeys(db),
     resources: new SqliteResources(db),
-    audit: new SqliteAudit(db),
-    spans: new SqliteSpans(db),
+    audit: new SqliteAudit(db, writer),
+    spans: new SqliteSpans(db, writer),
     async ping() {
       db.prepare('SELECT 1').get()
     },
     async close() {
+      await writer.close()
       if (db.open) db.close()
     },
   }

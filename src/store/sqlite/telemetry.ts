@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3'
 import type { CallContext } from '../../context.js'
 import type { AuditEvent, AuditQuery, AuditStore, SpanRecord, SpanStore } from '../types.js'
 import { decodeCursor, encodeCursor } from '../scope.js'
+import type { BatchWriter } from './writer.js'
 
 interface AuditRow {
   seq: number
@@ -39,38 +40,35 @@ function toEvent(r: AuditRow): AuditEvent {
   return e
 }
 
-export class SqliteAudit implements AuditStore {
-  private readonly insert: Database.Statement
-  private readonly insertMany: (events: AuditEvent[]) => void
+const AUDIT_INSERT = `INSERT OR IGNORE INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
+  error_code, args_hash, latency_ms, request_id, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-  constructor(private readonly db: Database.Database) {
-    this.insert = db.prepare(
-      `INSERT OR IGNORE INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
-         error_code, args_hash, latency_ms, request_id, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    this.insertMany = db.transaction((events: AuditEvent[]) => {
-      for (const e of events) {
-        this.insert.run(
-          e.id,
-          e.tenant,
-          e.at,
-          e.principal,
-          e.principalKind,
-          e.action,
-          e.target ?? null,
-          e.outcome,
-          e.errorCode ?? null,
-          e.argsHash ?? null,
-          e.latencyMs ?? null,
-          e.requestId ?? null,
-          e.traceId ?? null,
-        )
-      }
-    })
-  }
+export class SqliteAudit implements AuditStore {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly writer: BatchWriter,
+  ) {}
 
   async append(events: AuditEvent[]): Promise<void> {
-    if (events.length) this.insertMany(events)
+    if (!events.length) return
+    await this.writer.run(
+      AUDIT_INSERT,
+      events.map((e) => [
+        e.id,
+        e.tenant,
+        e.at,
+        e.principal,
+        e.principalKind,
+        e.action,
+        e.target ?? null,
+        e.outcome,
+        e.errorCode ?? null,
+        e.argsHash ?? null,
+        e.latencyMs ?? null,
+        e.requestId ?? null,
+        e.traceId ?? null,
+      ]),
+    )
   }
 
   async list(ctx: CallContext, query: AuditQuery = {}): Promise<{ items: AuditEvent[]; next?: string }> {
@@ -128,34 +126,32 @@ const toSpan = (r: SpanRow): SpanRecord => ({
   attributes: JSON.parse(r.attributes) as SpanRecord['attributes'],
 })
 
-export class SqliteSpans implements SpanStore {
-  private readonly insertMany: (spans: SpanRecord[]) => void
+const SPAN_INSERT = `INSERT INTO spans (trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms, status, attributes)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-  constructor(private readonly db: Database.Database) {
-    const insert = db.prepare(
-      `INSERT INTO spans (trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms, status, attributes)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    this.insertMany = db.transaction((spans: SpanRecord[]) => {
-      for (const s of spans) {
-        insert.run(
-          s.traceId,
-          s.spanId,
-          s.parentSpanId ?? null,
-          s.tenant,
-          s.name,
-          s.kind,
-          s.startMs,
-          s.durationMs,
-          s.status,
-          JSON.stringify(s.attributes),
-        )
-      }
-    })
-  }
+export class SqliteSpans implements SpanStore {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly writer: BatchWriter,
+  ) {}
 
   async append(spans: SpanRecord[]): Promise<void> {
-    if (spans.length) this.insertMany(spans)
+    if (!spans.length) return
+    await this.writer.run(
+      SPAN_INSERT,
+      spans.map((s) => [
+        s.traceId,
+        s.spanId,
+        s.parentSpanId ?? null,
+        s.tenant,
+        s.name,
+        s.kind,
+        s.startMs,
+        s.durationMs,
+        s.status,
+        JSON.stringify(s.attributes),
+      ]),
+    )
   }
 
   async listTrace(ctx: CallContext, traceId: string): Promise<SpanRecord[]> {
