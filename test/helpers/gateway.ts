@@ -117,3 +117,13 @@ export function textOf(result: unknown): string {
   const content = (result as { content?: { type: string; text?: string }[] }).content ?? []
   return content.map((c) => c.text ?? '').join('')
 }
+
+/** A Connector manifest for an HTTP upstream; `spec` adds fields (YAML flow mapping entries). */
+export function httpConnector(name: string, url: string, spec = ''): string {
+  return `
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: ${name} }
+spec: { transport: http, url: "${url}"${spec ? `, ${spec}` : ''} }
+`
+}

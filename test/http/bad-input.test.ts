@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ADMIN_KEY, startTestGateway, textOf, type TestGateway } from '../helpers/gateway.js'
+import { ADMIN_KEY, httpConnector, startTestGateway, textOf, type TestGateway } from '../helpers/gateway.js'
 // @ts-expect-error plain JS fixture
 import { startUpstream } from '../fixtures/upstream-server.mjs'
 
@@ -45,12 +45,7 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
     up = await startUpstream({ era: '2025' })
     gw = await startTestGateway({
       config: { maxBodyBytes: 64 * 1024 },
-      manifests: `
-apiVersion: gatehouse/v1
-kind: Connector
-metadata: { name: up }
-spec: { transport: http, url: "${up.url}" }
-`,
+      manifests: httpConnector('up', up.url),
     })
   })
   afterAll(async () => {

@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ADMIN_KEY, eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import {
+  ADMIN_KEY,
+  httpConnector,
+  eventually,
+  startTestGateway,
+  type TestGateway,
+} from '../helpers/gateway.js'
 // @ts-expect-error plain JS fixture
 import { startUpstream } from '../fixtures/upstream-server.mjs'
 
@@ -62,12 +68,7 @@ describe('tools/call fast path', () => {
   beforeAll(async () => {
     up = await startUpstream({ era: '2025' })
     gw = await startTestGateway({
-      manifests: `
-apiVersion: gatehouse/v1
-kind: Connector
-metadata: { name: up }
-spec: { transport: http, url: "${up.url}" }
-`,
+      manifests: httpConnector('up', up.url),
     })
   })
   afterAll(async () => {

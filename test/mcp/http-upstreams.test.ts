@@ -3,6 +3,7 @@ import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import {
   ADMIN_KEY,
+  httpConnector,
   eventually,
   startTestGateway,
   textOf,
@@ -23,22 +24,11 @@ describe('HTTP upstreams of both eras through /mcp', () => {
     legacy = await startUpstream({ era: '2025', name: 'legacy-up' })
     modern = await startUpstream({ era: '2026', name: 'modern-up' })
     gw = await startTestGateway({
-      manifests: `
-apiVersion: gatehouse/v1
-kind: Connector
-metadata: { name: old }
-spec: { transport: http, url: "${legacy.url}", protocol: auto }
----
-apiVersion: gatehouse/v1
-kind: Connector
-metadata: { name: new }
-spec: { transport: http, url: "${modern.url}", protocol: "2026-07-28" }
----
-apiVersion: gatehouse/v1
-kind: Connector
-metadata: { name: dead }
-spec: { transport: http, url: "http://127.0.0.1:9/mcp" }
-`,
+      manifests: [
+        httpConnector('old', legacy.url, 'protocol: auto'),
+        httpConnector('new', modern.url, 'protocol: "2026-07-28"'),
+        httpConnector('dead', 'http://127.0.0.1:9/mcp'),
+      ].join('---'),
     })
   })
   afterAll(async () => {
