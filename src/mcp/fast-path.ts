@@ -4,6 +4,7 @@ import { ProtocolError } from '@modelcontextprotocol/server'
 import type { CallContext } from '../context.js'
 import type { ToolCall } from '../pipeline/types.js'
 import type { Registry } from '../registry.js'
+import { Cancellation } from '../upstream/cancel.js'
 import type { CallHooks, JsonObject } from '../upstream/rpc.js'
 import type { MemoryEventStore } from './event-store.js'
 import {
@@ -86,7 +87,7 @@ const header = (req: IncomingMessage, name: string) => {
  */
 export class FastPath {
   /** 2025-era calls in flight by `{session}:{request id}`, so `notifications/cancelled` can reach them. */
-  private readonly inflight = new Map<string, AbortController>()
+  private readonly inflight = new Map<string, Cancellation>()
 
   constructor(private readonly opts: FastPathOptions) {}
 
@@ -148,7 +149,7 @@ export class FastPath {
     logLevel?: string,
   ): Promise<void> {
     const reply = new LazyReply(res, this.opts.events, sid, logLevel)
-    const ac = new AbortController()
+    const ac = new Cancellation()
     // 2026: the request is the call, so a dropped connection cancels it. 2025: a disconnect is not
     // a cancellation (the spec says so; notifications/cancelled is); the answer stays resumable.
     if (modern) {
@@ -184,7 +185,7 @@ export class FastPath {
           args: call.args,
           extra,
           relay: modern ? { onRequest: async (method) => refuseModernRelay(method) } : reply.hooks(),
-          signal: ac.signal,
+          signal: ac,
           headers: {},
         })
       } catch (err) {

@@ -1,6 +1,7 @@
 import type { Span } from '@opentelemetry/api'
 import type { CallContext } from '../context.js'
 import type { ExposedTool } from '../registry.js'
+import type { CancelSignal } from '../upstream/cancel.js'
 import type { CallHooks, JsonObject } from '../upstream/rpc.js'
 
 /** One tool call on its way through the pipeline; stages may add headers or replace arguments. */
@@ -13,7 +14,7 @@ export interface ToolCall {
   readonly extra: JsonObject
   /** Progress, logs and server→client requests from the upstream, relayed to the caller. */
   readonly relay?: CallHooks
-  readonly signal?: AbortSignal
+  readonly signal?: CancelSignal
   /** Headers for the upstream request (traceparent from the trace stage, credentials from the broker). */
   readonly headers: Record<string, string>
   /** The span of this call, once the trace stage opened it. */

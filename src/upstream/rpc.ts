@@ -1,3 +1,5 @@
+import type { CancelSignal } from './cancel.js'
+
 /**
  * The JSON-RPC vocabulary shared by the upstream transports. Payloads are loose objects:
  * a proxy relays what it does not understand.
@@ -49,7 +51,7 @@ export interface RequestOptions {
   hooks?: CallHooks
   /** Extra HTTP headers for this request (traceparent, Authorization); ignored on stdio. */
   headers?: Record<string, string>
-  signal?: AbortSignal
+  signal?: CancelSignal
   timeoutMs: number
 }
 
