@@ -142,9 +142,17 @@ export function credentialStage(broker: CredentialBroker): Stage {
 export async function executeUpstream(call: ToolCall): Promise<JsonObject> {
   const { tool } = call
   try {
+    // Trace context also travels in `_meta` (the MCP convention), so stdio upstreams see it too.
+    const meta = call.headers.traceparent
+      ? {
+          ...((call.extra._meta as JsonObject | undefined) ?? {}),
+          traceparent: call.headers.traceparent,
+          ...(call.headers.tracestate ? { tracestate: call.headers.tracestate } : {}),
+        }
+      : call.extra._meta
     return await tool.connection.request(
       'tools/call',
-      { ...call.extra, name: tool.name, arguments: call.args },
+      { ...call.extra, ...(meta ? { _meta: meta } : {}), name: tool.name, arguments: call.args },
       {
         headers: call.headers,
         ...(call.relay ? { hooks: call.relay } : {}),

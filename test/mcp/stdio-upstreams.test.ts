@@ -57,6 +57,12 @@ spec:
     })
   })
 
+  it('carries the call span to a stdio upstream in _meta.traceparent', async () => {
+    const c = await gw.client()
+    const seen = JSON.parse(textOf(await c.callTool({ name: 'fx__whoami', arguments: {} })))
+    expect(seen.meta.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
+  })
+
   it('a crash mid-call fails that call clearly, restarts the process, and the next call succeeds', async () => {
     const c = await gw.client()
     const pid1 = Number(textOf(await c.callTool({ name: 'fx__pid', arguments: {} })))
