@@ -4,17 +4,11 @@ import { ProtocolError } from '@modelcontextprotocol/server'
 import type { CallContext } from '../context.js'
 import type { ToolCall } from '../pipeline/types.js'
 import type { Registry } from '../registry.js'
-import { Cancellation } from '../upstream/cancel.js'
+import { Cancellation, type CancelSignal } from '../upstream/cancel.js'
 import type { CallHooks, JsonObject } from '../upstream/rpc.js'
 import type { MemoryEventStore } from './event-store.js'
-import {
-  callFailure,
-  GATEWAY_INFO,
-  missingTool,
-  refuseModernRelay,
-  relayMeta,
-  type Scope,
-} from './handlers.js'
+import { callFailure, GATEWAY_INFO, missingTool, ownerOf, relayMeta, type Scope } from './handlers.js'
+import { isParkState, type Parking } from './parking.js'
 
 const MODERN = '2026-07-28'
 const LEGACY_VERSIONS = new Set(['2025-11-25', '2025-06-18', '2025-03-26'])
@@ -44,8 +38,9 @@ export interface FastPathOptions {
   registry: Registry
   callTool(call: ToolCall): Promise<JsonObject>
   events: MemoryEventStore
+  /** Pauses calls whose 2025-era upstream asks a 2026-era client something. */
+  parking: Parking
   session(id: string): FastSession | undefined
-  ownerOf(ctx: CallContext): string
 }
 
 interface CallRequest {
@@ -128,7 +123,7 @@ export class FastPath {
     if (
       !s ||
       s.relaysRequests ||
-      s.owner !== this.opts.ownerOf(ctx) ||
+      s.owner !== ownerOf(ctx) ||
       s.scope.tenant !== scope.tenant ||
       s.scope.server !== scope.server
     ) {
@@ -175,19 +170,27 @@ export class FastPath {
       const extra: JsonObject = {}
       const relayed = relayMeta(call.params._meta as Record<string, unknown> | undefined)
       if (relayed) extra._meta = relayed
-      if (call.params.inputResponses !== undefined) extra.inputResponses = call.params.inputResponses
-      if (call.params.requestState !== undefined) extra.requestState = call.params.requestState
+      const state = call.params.requestState
+      const run = (relay: CallHooks, signal: CancelSignal) =>
+        this.opts.callTool({ ctx, tool, args: call.args, extra, relay, signal, headers: {} })
       let result: JsonObject
       try {
-        result = await this.opts.callTool({
-          ctx,
-          tool,
-          args: call.args,
-          extra,
-          relay: modern ? { onRequest: async (method) => refuseModernRelay(method) } : reply.hooks(),
-          signal: ac,
-          headers: {},
-        })
+        if (!modern || (state !== undefined && !isParkState(state))) {
+          // A 2026 upstream's own input_required round: relay its state and answers as they are.
+          if (call.params.inputResponses !== undefined) extra.inputResponses = call.params.inputResponses
+          if (state !== undefined) extra.requestState = state
+          result = await run(modern ? {} : reply.hooks(), ac)
+        } else if (isParkState(state)) {
+          const responses = call.params.inputResponses as Record<string, unknown> | undefined
+          result = await this.opts.parking.resume(state, ownerOf(ctx), call.name, responses, ac)
+        } else {
+          result = await this.opts.parking.start(
+            ownerOf(ctx),
+            call.name,
+            (onRequest, signal) => run({ onRequest }, signal),
+            ac,
+          )
+        }
       } catch (err) {
         result = callFailure(err, call.name)
       }

@@ -6,6 +6,7 @@ import type { ToolCall } from '../pipeline/types.js'
 import type { Registry } from '../registry.js'
 import type { UpstreamConnection } from '../upstream/connection.js'
 import { UpstreamRpcError, type CallHooks, type JsonObject } from '../upstream/rpc.js'
+import { isParkState, type Parking } from './parking.js'
 import { ResourceRouter } from './resources.js'
 
 export const GATEWAY_INFO = { name: 'gatehouse', version: '0.1.0' }
@@ -21,9 +22,14 @@ export interface HandlerDeps {
   logger: Logger
   /** The composed tool-call pipeline. */
   callTool(call: ToolCall): Promise<JsonObject>
+  /** Pauses 2025-upstream calls whose pushed requests a 2026 client must answer. */
+  parking: Parking
   /** Resource subscriptions of a 2025 session, for resources/updated fan-out. */
   subscriptions?: { add(uri: string): void; remove(uri: string): void }
 }
+
+/** Who may continue a session or a paused call: the same principal in the same tenant. */
+export const ownerOf = (ctx: CallContext) => `${ctx.tenant}/${ctx.principal.kind}/${ctx.principal.id}`
 
 /** The CallContext our HTTP layer authenticated, carried through the SDK as authInfo.extra. */
 export function callContextOf(ctx: ServerContext): CallContext {
@@ -96,6 +102,7 @@ export function missingTool(registry: Registry, scope: Scope, exposed: string): 
 }
 
 export function callFailure(err: unknown, exposed: string): JsonObject {
+  if (err instanceof ProtocolError) throw err
   if (err instanceof UpstreamRpcError) throw new ProtocolError(err.code, err.message, err.data)
   if (err instanceof GatewayError) {
     if (err.code === 'not_found')
@@ -134,22 +141,45 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
     const exposed = req.params.name
     const tool = (await registry.toolIndex(scope.tenant, scope.server)).tools.get(exposed)
     if (!tool) return missingTool(registry, scope, exposed) as never
+    const modern = ctx.mcpReq.envelope !== undefined
+    const state = ctx.mcpReq.requestState()
     const extra: JsonObject = {}
     const meta = relayMeta(req.params._meta as Record<string, unknown> | undefined)
     if (meta) extra._meta = meta
-    if (ctx.mcpReq.inputResponses) extra.inputResponses = ctx.mcpReq.inputResponses
-    const state = ctx.mcpReq.requestState()
-    if (state !== undefined) extra.requestState = state
-    try {
-      return (await deps.callTool({
+    const run = (relay: CallHooks, signal: ToolCall['signal']) =>
+      deps.callTool({
         ctx: callContext,
         tool,
         args: (req.params.arguments ?? {}) as JsonObject,
         extra,
-        relay: relayHooks(ctx, ctx.mcpReq.envelope !== undefined),
-        signal: ctx.mcpReq.signal,
+        relay,
+        ...(signal ? { signal } : {}),
         headers: {},
-      })) as never
+      })
+    try {
+      if (!modern || (state !== undefined && !isParkState(state))) {
+        // A 2026 upstream's own input_required round: relay its state and answers as they are.
+        if (ctx.mcpReq.inputResponses) extra.inputResponses = ctx.mcpReq.inputResponses
+        if (state !== undefined) extra.requestState = state
+        return (await run(relayHooks(ctx, modern), ctx.mcpReq.signal)) as never
+      }
+      const owner = ownerOf(callContext)
+      if (isParkState(state)) {
+        return (await deps.parking.resume(
+          state,
+          owner,
+          exposed,
+          ctx.mcpReq.inputResponses,
+          ctx.mcpReq.signal,
+        )) as never
+      }
+      const hooks = relayHooks(ctx, modern)
+      return (await deps.parking.start(
+        owner,
+        exposed,
+        (onRequest, signal) => run({ ...hooks, onRequest }, signal),
+        ctx.mcpReq.signal,
+      )) as never
     } catch (err) {
       return callFailure(err, exposed) as never
     }

@@ -14,9 +14,10 @@ import type { ListKind } from '../upstream/connection.js'
 import type { JsonObject } from '../upstream/rpc.js'
 import { MemoryEventStore } from './event-store.js'
 import { FastPath, type FastSession } from './fast-path.js'
-import { buildServer, type HandlerDeps, type Scope } from './handlers.js'
+import { buildServer, ownerOf, type HandlerDeps, type Scope } from './handlers.js'
+import { Parking } from './parking.js'
 
-export interface McpIngressOptions extends Omit<HandlerDeps, 'subscriptions'> {
+export interface McpIngressOptions extends Omit<HandlerDeps, 'subscriptions' | 'parking'> {
   logger: Logger
   maxBodyBytes: number
   /** Idle 2025-era sessions are closed after this long. */
@@ -55,18 +56,21 @@ export class McpIngress {
   private readonly idleMs: number
   private readonly maxSessions: number
   private readonly fast: FastPath
+  private readonly parking = new Parking()
+  private readonly deps: HandlerDeps
 
   constructor(private readonly opts: McpIngressOptions) {
     this.idleMs = opts.sessionIdleMs ?? 30 * 60_000
     this.maxSessions = opts.maxSessions ?? 10_000
     this.reaper = setInterval(() => this.reap(), Math.min(this.idleMs, 60_000))
     this.reaper.unref()
+    this.deps = { ...opts, parking: this.parking }
     this.fast = new FastPath({
+      parking: this.parking,
       registry: opts.registry,
       callTool: opts.callTool,
       events: this.events,
       session: (id) => this.fastSession(id),
-      ownerOf,
     })
   }
 
@@ -157,6 +161,7 @@ export class McpIngress {
 
   async close(): Promise<void> {
     clearInterval(this.reaper)
+    this.parking.close()
     const all = [...this.sessions.values()]
     this.sessions.clear()
     await Promise.allSettled(all.map((s) => s.server.close()))
@@ -193,7 +198,7 @@ export class McpIngress {
     const subscriptions = new Set<string>()
     const server = buildServer(
       {
-        ...this.opts,
+        ...this.deps,
         subscriptions: { add: (u) => subscriptions.add(u), remove: (u) => subscriptions.delete(u) },
       },
       scope,
@@ -265,7 +270,7 @@ export class McpIngress {
     const k = `${scope.tenant}/${scope.server ?? ''}`
     let h = this.modern.get(k)
     if (!h) {
-      h = createMcpHandler(() => buildServer(this.opts, scope), {
+      h = createMcpHandler(() => buildServer(this.deps, scope), {
         legacy: 'reject',
         maxRequestBodySize: this.opts.maxBodyBytes,
         onerror: (err) => this.opts.logger.debug({ err }, 'mcp (2026) handler error'),
@@ -298,8 +303,6 @@ export class McpIngress {
     }
   }
 }
-
-const ownerOf = (ctx: CallContext) => `${ctx.tenant}/${ctx.principal.kind}/${ctx.principal.id}`
 
 /** A body-less Web Request carrying the node request's method, URL and headers (the body is passed parsed). */
 function toWebRequest(req: IncomingMessage, signal: AbortSignal): Request {

@@ -142,6 +142,47 @@ describe('tools/call fast path', () => {
     })
   })
 
+  it('2026 stateless: a 2025 upstream elicitation becomes an input_required round bound to its caller', async () => {
+    const h = {
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': 'up__ask_related',
+    }
+    const first = (await (
+      await post(call(20, 'up__ask_related', { question: 'colour?' }, ENVELOPE), h)
+    ).json()) as any
+    expect(first.result.resultType).toBe('input_required')
+    expect(first.result.inputRequests.r).toMatchObject({
+      method: 'elicitation/create',
+      params: { message: 'colour?' },
+    })
+    const state = first.result.requestState as string
+    const retry = (answer: unknown, key = ADMIN_KEY) =>
+      fetch(gw.url + '/mcp', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: ACCEPT, ...h },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 21,
+          method: 'tools/call',
+          params: {
+            name: 'up__ask_related',
+            arguments: { question: 'colour?' },
+            _meta: ENVELOPE,
+            inputResponses: { r: answer },
+            requestState: state,
+          },
+        }),
+      })
+    const other = (await gw.api('POST', '/v1/admin/keys', { role: 'member' })).body.key as string
+    const stolen = (await (await retry({ action: 'accept', content: { answer: 'x' } }, other)).json()) as any
+    expect(stolen.error).toMatchObject({ code: -32602, message: 'unknown or expired requestState' })
+    const done = (await (await retry({ action: 'accept', content: { answer: 'teal' } })).json()) as any
+    expect(done.result.content[0].text).toBe('accept:teal')
+    const replay = (await (await retry({ action: 'accept', content: { answer: 'again' } })).json()) as any
+    expect(replay.error.code).toBe(-32602)
+  })
+
   it('a session of another principal is refused, not served by the fast path', async () => {
     const h = await session({})
     const other = (await gw.api('POST', '/v1/admin/keys', { role: 'member' })).body.key as string

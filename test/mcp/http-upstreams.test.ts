@@ -158,13 +158,20 @@ describe('HTTP upstreams of both eras through /mcp', () => {
     expect(asked).toEqual(['name?', 'again?'])
   })
 
-  it('tells a 2026 client plainly that a 2025 upstream elicitation cannot be relayed yet', async () => {
+  it('relays a 2025 upstream elicitation to a 2026 client as input_required rounds (call stream and GET stream)', async () => {
     const c = await gw.client({ era: 'modern', capabilities: { elicitation: { form: {} } } })
-    c.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { answer: 'x' } }))
-    const r = await c
-      .callTool({ name: 'old__ask_related', arguments: { question: 'q' } })
-      .catch((e: Error) => e)
-    expect(JSON.stringify(r instanceof Error ? r.message : r)).toMatch(/not supported yet/)
+    const asked: string[] = []
+    c.setRequestHandler('elicitation/create', async (req) => {
+      asked.push(String(req.params.message))
+      return { action: 'accept', content: { answer: 'lin' } }
+    })
+    expect(textOf(await c.callTool({ name: 'old__ask_related', arguments: { question: 'who?' } }))).toBe(
+      'accept:lin',
+    )
+    expect(textOf(await c.callTool({ name: 'old__ask', arguments: { question: 'really?' } }))).toBe(
+      'accept:lin',
+    )
+    expect(asked).toEqual(['who?', 'really?'])
   })
 
   for (const era of ['legacy', 'modern'] as Era[]) {

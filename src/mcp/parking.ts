@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto'
+import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/server'
+import { Cancellation, type CancelSignal } from '../upstream/cancel.js'
+import type { JsonObject } from '../upstream/rpc.js'
+
+const PREFIX = 'gh-park:'
+const INPUT_KEY = 'r'
+
+/** Whether a requestState is one the gateway minted (not an upstream's, which is relayed as-is). */
+export const isParkState = (v: unknown): v is string => typeof v === 'string' && v.startsWith(PREFIX)
+
+type Outcome = { ok: true; value: JsonObject } | { ok: false; error: unknown }
+
+interface Push {
+  method: string
+  params: JsonObject | undefined
+  resolve(v: unknown): void
+  reject(e: Error): void
+}
+
+/** Runs the tool call; `onRequest` receives the upstream's server→client requests. */
+export type ParkedRun = (
+  onRequest: (method: string, params: JsonObject | undefined) => Promise<unknown>,
+  signal: CancelSignal,
+) => Promise<JsonObject>
+
+/**
+ * A 2025-era upstream call paused on a server→client request (elicitation, sampling, roots)
+ * that a 2026-era client can only answer through an input_required round trip.
+ */
+class ParkedCall {
+  readonly id = PREFIX + randomUUID()
+  readonly cancel = new Cancellation()
+  private pending: Push | undefined
+  private outcome: Outcome | undefined
+  private wake: (() => void) | undefined
+  timer: NodeJS.Timeout | undefined
+
+  constructor(
+    readonly owner: string,
+    readonly tool: string,
+  ) {}
+
+  push(method: string, params: JsonObject | undefined): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.pending = { method, params, resolve, reject }
+      this.wake?.()
+    })
+  }
+
+  settle(o: Outcome): void {
+    this.outcome = o
+    this.wake?.()
+  }
+
+  answer(value: unknown): void {
+    const p = this.pending
+    this.pending = undefined
+    if (!p) return
+    if (value === undefined) p.reject(new Error('the client sent no answer for the relayed request'))
+    else p.resolve(value)
+  }
+
+  /** Waits for the call to finish or to need the client; the round's signal cancels the call meanwhile. */
+  async next(round: CancelSignal | undefined): Promise<{ push: Push } | { outcome: Outcome }> {
+    const onAbort = () => this.cancel.abort(round?.reason)
+    round?.addEventListener('abort', onAbort, { once: true })
+    try {
+      await new Promise<void>((r) => {
+        this.wake = r
+        if (this.pending || this.outcome) r()
+      })
+    } finally {
+      this.wake = undefined
+      round?.removeEventListener('abort', onAbort)
+    }
+    if (this.outcome) {
+      this.pending?.reject(new Error('the call ended'))
+      this.pending = undefined
+      return { outcome: this.outcome }
+    }
+    return { push: this.pending! }
+  }
+
+  dispose(reason: string): void {
+    clearTimeout(this.timer)
+    this.pending?.reject(new Error(reason))
+    this.pending = undefined
+    this.cancel.abort(reason)
+  }
+}
+
+export interface ParkingOptions {
+  /** How long a paused call waits for the client's answer. */
+  ttlMs?: number
+  /** Paused calls kept at once; beyond this the oldest is given up. */
+  max?: number
+}
+
+/**
+ * Turns an upstream's pushed requests into input_required rounds for 2026-era clients, keeping
+ * the upstream call open between rounds. A round's requestState names the paused call; it is
+ * unguessable and bound to the principal and tool that started it.
+ */
+export class Parking {
+  private readonly calls = new Map<string, ParkedCall>()
+  private readonly ttlMs: number
+  private readonly max: number
+
+  constructor({ ttlMs = 10 * 60_000, max = 10_000 }: ParkingOptions = {}) {
+    this.ttlMs = ttlMs
+    this.max = max
+  }
+
+  get size(): number {
+    return this.calls.size
+  }
+
+  /** Starts a call; returns its result, or an input_required result when the upstream asks something. */
+  async start(
+    owner: string,
+    tool: string,
+    run: ParkedRun,
+    round: CancelSignal | undefined,
+  ): Promise<JsonObject> {
+    const call = new ParkedCall(owner, tool)
+    run((method, params) => call.push(method, params), call.cancel).then(
+      (value) => call.settle({ ok: true, value }),
+      (error: unknown) => call.settle({ ok: false, error }),
+    )
+    return this.step(call, round)
+  }
+
+  /** Continues a paused call with the client's answer. */
+  async resume(
+    state: string,
+    owner: string,
+    tool: string,
+    responses: Record<string, unknown> | undefined,
+    round: CancelSignal | undefined,
+  ): Promise<JsonObject> {
+    const call = this.calls.get(state)
+    if (!call || call.owner !== owner || call.tool !== tool) {
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'unknown or expired requestState')
+    }
+    this.calls.delete(state)
+    clearTimeout(call.timer)
+    call.answer(responses?.[INPUT_KEY])
+    return this.step(call, round)
+  }
+
+  close(): void {
+    for (const c of this.calls.values()) c.dispose('gateway shutting down')
+    this.calls.clear()
+  }
+
+  private async step(call: ParkedCall, round: CancelSignal | undefined): Promise<JsonObject> {
+    const next = await call.next(round)
+    if ('outcome' in next) {
+      if (next.outcome.ok) return next.outcome.value
+      throw next.outcome.error
+    }
+    if (this.calls.size >= this.max) {
+      const oldest = this.calls.values().next().value
+      if (oldest) {
+        this.calls.delete(oldest.id)
+        oldest.dispose('too many paused calls')
+      }
+    }
+    this.calls.set(call.id, call)
+    call.timer = setTimeout(() => {
+      this.calls.delete(call.id)
+      call.dispose('the client did not answer in time')
+    }, this.ttlMs)
+    call.timer.unref()
+    return {
+      resultType: 'input_required',
+      inputRequests: {
+        [INPUT_KEY]: { method: next.push.method, ...(next.push.params ? { params: next.push.params } : {}) },
+      },
+      requestState: call.id,
+    }
+  }
+}
