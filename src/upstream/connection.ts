@@ -55,6 +55,16 @@ const LIST_METHODS: Record<ListKind, { method: string; field: string }> = {
 }
 
 const MAX_LIST_PAGES = 50
+
+/** The list changes a 2026 upstream announced it can tell us about. */
+function listenFilter(caps: JsonObject): JsonObject {
+  const changes = (k: string) => Boolean((caps[k] as JsonObject | undefined)?.listChanged)
+  const f: JsonObject = {}
+  if (changes('tools')) f.toolsListChanged = true
+  if (changes('prompts')) f.promptsListChanged = true
+  if (changes('resources')) f.resourcesListChanged = true
+  return f
+}
 /** A child that stays up this long is healthy again: its restart backoff resets. */
 const HEALTHY_AFTER_MS = 30_000
 
@@ -238,7 +248,9 @@ export class UpstreamConnection {
       const versions = Array.isArray(res.supportedVersions) ? (res.supportedVersions as string[]) : []
       if (!versions.includes(MODERN))
         throw new UpstreamRpcError(-32000, `upstream does not support ${MODERN}`)
-      return this.adopt(modern, MODERN, res)
+      const live = this.adopt(modern, MODERN, res)
+      modern.openListenStream(listenFilter(live.capabilities))
+      return live
     } catch (err) {
       await modern.close()
       if (want === MODERN || err instanceof UpstreamUnavailableError) throw err

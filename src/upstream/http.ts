@@ -152,11 +152,40 @@ export class HttpTransport implements RpcTransport {
     await this.post({ jsonrpc: '2.0', method, ...(p ? { params: p } : {}) })
   }
 
-  /** 2025-11-25: the standalone GET stream for notifications such as list_changed. */
-  openListenStream(): void {
-    if (this.opts.era !== LEGACY || !this.sessionId || this.listen) return
+  /**
+   * The stream of notifications not tied to a call (list_changed, resource updates):
+   * 2025-11-25 opens the standalone GET stream of its session; 2026-07-28 sends
+   * `subscriptions/listen` for the list changes the server announced.
+   */
+  openListenStream(filter: JsonObject = {}): void {
+    if (this.listen || (this.opts.era === LEGACY && !this.sessionId)) return
+    if (this.opts.era === MODERN && !Object.keys(filter).length) return
     this.listen = new AbortController()
-    void this.runListenStream(this.listen.signal)
+    void this.runListenStream(this.listen.signal, filter)
+  }
+
+  private openStream(signal: AbortSignal, filter: JsonObject): Promise<Dispatcher.ResponseData> {
+    if (this.opts.era === LEGACY) {
+      return this.pool.request({
+        path: this.path,
+        method: 'GET',
+        headers: { ...this.headersFor('', undefined, undefined), accept: 'text/event-stream' },
+        signal,
+      })
+    }
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: `listen-${this.nextId++}`,
+      method: 'subscriptions/listen',
+      params: { notifications: filter, _meta: this.opts.envelope },
+    })
+    return this.pool.request({
+      path: this.path,
+      method: 'POST',
+      headers: this.headersFor('subscriptions/listen', undefined, undefined),
+      body,
+      signal,
+    })
   }
 
   async close(): Promise<void> {
@@ -340,16 +369,11 @@ export class HttpTransport implements RpcTransport {
     }
   }
 
-  private async runListenStream(signal: AbortSignal): Promise<void> {
+  private async runListenStream(signal: AbortSignal, filter: JsonObject): Promise<void> {
     let delay = 500
     while (!signal.aborted && !this.closed) {
       try {
-        const res = await this.pool.request({
-          path: this.path,
-          method: 'GET',
-          headers: { ...this.headersFor('', undefined, undefined), accept: 'text/event-stream' },
-          signal,
-        })
+        const res = await this.openStream(signal, filter)
         if (res.statusCode === 405 || res.statusCode === 404) {
           await res.body.dump()
           return

@@ -237,6 +237,14 @@ spec: { connectors: [dead, old] }
     await eventually(() => notified > 0)
   })
 
+  it('hears a 2026 upstream list change through subscriptions/listen', async () => {
+    const c = await gw.client({ era: 'modern' })
+    expect((await c.listTools()).tools.map((t) => t.name)).not.toContain('new__late2026')
+    await c.callTool({ name: 'new__add_tool', arguments: { name: 'late2026' } })
+    await eventually(async () => (await c.listTools()).tools.some((t) => t.name === 'new__late2026'))
+    expect(textOf(await c.callTool({ name: 'new__late2026', arguments: {} }))).toBe('I am late2026')
+  })
+
   it('passes a client cancellation on to the upstream', async () => {
     const c = await gw.client()
     const before = Number(textOf(await c.callTool({ name: 'old__aborts', arguments: {} })))
