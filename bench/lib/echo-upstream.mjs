@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
 import { pathToFileURL } from 'node:url'
+import { listenUpstream } from './listen.mjs'
 
 const LEGACY = '2025-11-25'
 const MODERN = '2026-07-28'
@@ -116,25 +117,7 @@ export function startEchoUpstream({ port = 0, host = '127.0.0.1' } = {}) {
   })
   server.keepAliveTimeout = 60_000
 
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      const addr = server.address()
-      const url = `http://${host}:${addr.port}/mcp`
-      resolve({
-        url,
-        port: addr.port,
-        server,
-        stats,
-        close: () =>
-          new Promise((r) => {
-            server.closeAllConnections?.()
-            server.close(() => r())
-          }),
-      })
-    })
-  })
+  return listenUpstream(server, { port, host, stats })
 }
 
 function reply(res, status, body, extra) {

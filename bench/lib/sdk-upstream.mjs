@@ -23,6 +23,7 @@
 
 import { createServer } from 'node:http'
 import { pathToFileURL } from 'node:url'
+import { listenUpstream } from './listen.mjs'
 import { toNodeHandler } from '@modelcontextprotocol/node'
 import { McpServer, createMcpHandler } from '@modelcontextprotocol/server'
 import { z } from 'zod'
@@ -104,27 +105,7 @@ export function startSdkUpstream({ port = 0, host = '127.0.0.1' } = {}) {
   })
   server.keepAliveTimeout = 60_000
 
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      const addr = server.address()
-      const url = `http://${host}:${addr.port}/mcp`
-      resolve({
-        url,
-        port: addr.port,
-        server,
-        stats,
-        close: async () => {
-          await mcp.close()
-          await new Promise((r) => {
-            server.closeAllConnections?.()
-            server.close(() => r())
-          })
-        },
-      })
-    })
-  })
+  return listenUpstream(server, { port, host, stats, beforeClose: () => mcp.close() })
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http'
+import { request as httpRequest, type ClientRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ADMIN_KEY, httpConnector, startTestGateway, textOf, type TestGateway } from '../helpers/gateway.js'
 // @ts-expect-error plain JS fixture
@@ -40,6 +40,32 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
     expect(ack.status).toBe(202)
     return sid
   }
+
+  /** A POST through node:http, for what fetch will not send (a foreign Host, a chunked stream). */
+  const rawPost = (headers: Record<string, string>, send: (req: ClientRequest) => void) =>
+    new Promise<number>((resolve, reject) => {
+      const url = new URL(gw.url)
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: '/mcp',
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${ADMIN_KEY}`,
+            'content-type': 'application/json',
+            accept: ACCEPT,
+            ...headers,
+          },
+        },
+        (res) => {
+          res.resume()
+          resolve(res.statusCode!)
+        },
+      )
+      req.on('error', reject)
+      send(req)
+    })
 
   beforeAll(async () => {
     up = await startUpstream({ era: '2025' })
@@ -85,27 +111,7 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
   })
 
   it('a chunked body that grows past the limit → 413', async () => {
-    const url = new URL(gw.url + '/mcp')
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: '/mcp',
-          method: 'POST',
-          headers: {
-            authorization: `Bearer ${ADMIN_KEY}`,
-            'content-type': 'application/json',
-            accept: ACCEPT,
-            'transfer-encoding': 'chunked',
-          },
-        },
-        (res) => {
-          res.resume()
-          resolve(res.statusCode!)
-        },
-      )
-      req.on('error', reject)
+    const status = await rawPost({ 'transfer-encoding': 'chunked' }, (req) => {
       for (let i = 0; i < 80; i++) req.write('x'.repeat(1024))
       req.end()
     })
@@ -175,28 +181,7 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
     expect((await post(JSON.stringify(INIT), { origin: 'https://evil.example' })).status).toBe(403)
     expect((await post(JSON.stringify(INIT), { origin: 'null' })).status).toBe(403)
     const url = new URL(gw.url)
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: '/mcp',
-          method: 'POST',
-          headers: {
-            host: 'evil.example',
-            authorization: `Bearer ${ADMIN_KEY}`,
-            'content-type': 'application/json',
-            accept: ACCEPT,
-          },
-        },
-        (res) => {
-          res.resume()
-          resolve(res.statusCode!)
-        },
-      )
-      req.on('error', reject)
-      req.end(JSON.stringify(INIT))
-    })
+    const status = await rawPost({ host: 'evil.example' }, (req) => req.end(JSON.stringify(INIT)))
     expect(status).toBe(403)
     expect((await post(JSON.stringify(INIT), { origin: `http://localhost:${url.port}` })).status).toBe(200)
   })
