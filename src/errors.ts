@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'unauthenticated'
   | 'forbidden'
   | 'not_found'
+  | 'method_not_allowed'
   | 'conflict'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -36,6 +37,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, CodeInfo>> = {
   unauthenticated: { http: 401, jsonrpc: -32001, retryable: false },
   forbidden: { http: 403, jsonrpc: -32003, retryable: false },
   not_found: { http: 404, jsonrpc: -32004, retryable: false },
+  method_not_allowed: { http: 405, jsonrpc: -32601, retryable: false },
   conflict: { http: 409, jsonrpc: -32009, retryable: false },
   payload_too_large: { http: 413, jsonrpc: -32600, retryable: false },
   unsupported_media_type: { http: 415, jsonrpc: -32600, retryable: false },

@@ -50,10 +50,9 @@ export function createHttpServer(opts: HttpServerOptions): Server {
     const url = new URL(req.url ?? '/', 'http://gatehouse.invalid')
     const match = opts.router.match(req.method ?? 'GET', url.pathname)
     if (match === undefined) throw new GatewayError('not_found', `no route for ${url.pathname}`)
-    if (match === 'method')
-      throw new GatewayError('bad_request', `method ${req.method} is not allowed on ${url.pathname}`, {
-        details: { status: 405 },
-      })
+    if (match === 'method') {
+      throw new GatewayError('method_not_allowed', `method ${req.method} is not allowed on ${url.pathname}`)
+    }
     const { route, params } = match
     guard(req)
     // A caller's request id is echoed and logged: keep it short and free of control characters.
@@ -88,11 +87,7 @@ export function createHttpServer(opts: HttpServerOptions): Server {
       (err: unknown) => {
         const ge = toGatewayError(err)
         if (ge.code === 'internal') opts.logger.error({ err, url: req.url }, 'request failed')
-        if (ge.details && (ge.details as { status?: number }).status === 405) {
-          sendJson(res, 405, { error: { code: 'method_not_allowed', message: ge.message } })
-        } else {
-          sendError(res, ge)
-        }
+        sendError(res, ge)
         opts.metrics.httpRequests.inc({ route: 'error', status: String(res.statusCode) })
       },
     )
