@@ -4,11 +4,11 @@ import { ProtocolError } from '@modelcontextprotocol/server'
 import type { CallContext } from '../context.js'
 import type { ToolCall } from '../pipeline/types.js'
 import type { Registry } from '../registry.js'
-import { Cancellation, type CancelSignal } from '../upstream/cancel.js'
+import { Cancellation } from '../upstream/cancel.js'
 import type { CallHooks, JsonObject } from '../upstream/rpc.js'
 import type { MemoryEventStore } from './event-store.js'
-import { callFailure, GATEWAY_INFO, missingTool, ownerOf, relayMeta, type Scope } from './handlers.js'
-import { isParkState, type Parking } from './parking.js'
+import { dispatchToolCall, GATEWAY_INFO, missingTool, ownerOf, type Scope } from './handlers.js'
+import type { Parking } from './parking.js'
 
 const MODERN = '2026-07-28'
 const LEGACY_VERSIONS = new Set(['2025-11-25', '2025-06-18', '2025-03-26'])
@@ -157,43 +157,19 @@ export class FastPath {
     let message: JsonObject
     try {
       const tool = (await this.opts.registry.toolIndex(scope.tenant, scope.server)).tools.get(call.name)
-      if (!tool) {
-        await reply.finish({
-          jsonrpc: '2.0',
-          id: call.id,
-          result: modern
-            ? stampModern(missingTool(this.opts.registry, scope, call.name))
-            : missingTool(this.opts.registry, scope, call.name),
-        })
-        return
-      }
-      const extra: JsonObject = {}
-      const relayed = relayMeta(call.params._meta as Record<string, unknown> | undefined)
-      if (relayed) extra._meta = relayed
-      const state = call.params.requestState
-      const run = (relay: CallHooks, signal: CancelSignal) =>
-        this.opts.callTool({ ctx, tool, args: call.args, extra, relay, signal, headers: {} })
-      let result: JsonObject
-      try {
-        if (!modern || (state !== undefined && !isParkState(state))) {
-          // A 2026 upstream's own input_required round: relay its state and answers as they are.
-          if (call.params.inputResponses !== undefined) extra.inputResponses = call.params.inputResponses
-          if (state !== undefined) extra.requestState = state
-          result = await run(modern ? {} : reply.hooks(), ac)
-        } else if (isParkState(state)) {
-          const responses = call.params.inputResponses as Record<string, unknown> | undefined
-          result = await this.opts.parking.resume(state, ownerOf(ctx), call.name, responses, ac)
-        } else {
-          result = await this.opts.parking.start(
-            ownerOf(ctx),
-            call.name,
-            (onRequest, signal) => run({ onRequest }, signal),
-            ac,
-          )
-        }
-      } catch (err) {
-        result = callFailure(err, call.name)
-      }
+      const result = tool
+        ? await dispatchToolCall(this.opts, {
+            ctx,
+            tool,
+            args: call.args,
+            meta: call.params._meta as Record<string, unknown> | undefined,
+            modern,
+            requestState: call.params.requestState,
+            inputResponses: call.params.inputResponses as Record<string, unknown> | undefined,
+            hooks: modern ? {} : reply.hooks(),
+            signal: ac,
+          })
+        : missingTool(this.opts.registry, scope, call.name)
       message = { jsonrpc: '2.0', id: call.id, result: modern ? stampModern(result) : result }
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err

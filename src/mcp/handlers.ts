@@ -3,6 +3,8 @@ import type { CallContext } from '../context.js'
 import { GatewayError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { ToolCall } from '../pipeline/types.js'
+import type { ExposedTool } from '../registry.js'
+import type { CancelSignal } from '../upstream/cancel.js'
 import type { Registry } from '../registry.js'
 import type { UpstreamConnection } from '../upstream/connection.js'
 import { UpstreamRpcError, type CallHooks, type JsonObject } from '../upstream/rpc.js'
@@ -45,7 +47,7 @@ export function callContextOf(ctx: ServerContext): CallContext {
 /** Keys of `_meta` the gateway owns (progress) or that describe the downstream hop only. */
 const RESERVED_META = /^(progressToken$|io\.modelcontextprotocol\/)/
 
-export function relayMeta(meta: Record<string, unknown> | undefined): JsonObject | undefined {
+function relayMeta(meta: Record<string, unknown> | undefined): JsonObject | undefined {
   if (!meta) return undefined
   const out: JsonObject = {}
   for (const [k, v] of Object.entries(meta)) if (!RESERVED_META.test(k)) out[k] = v
@@ -101,7 +103,7 @@ export function missingTool(registry: Registry, scope: Scope, exposed: string): 
   throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${exposed}`)
 }
 
-export function callFailure(err: unknown, exposed: string): JsonObject {
+function callFailure(err: unknown, exposed: string): JsonObject {
   if (err instanceof ProtocolError) throw err
   if (err instanceof UpstreamRpcError) throw new ProtocolError(err.code, err.message, err.data)
   if (err instanceof GatewayError) {
@@ -111,6 +113,67 @@ export function callFailure(err: unknown, exposed: string): JsonObject {
     return toolError(err.message)
   }
   throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error')
+}
+
+/** One tools/call as both ingress paths (SDK handler and fast path) see it. */
+export interface ToolCallRequest {
+  ctx: CallContext
+  tool: ExposedTool
+  args: JsonObject
+  /** The call's `_meta`, before the gateway's own keys are stripped. */
+  meta: Record<string, unknown> | undefined
+  /** The caller speaks 2026-07-28 (pushed requests must become input_required rounds). */
+  modern: boolean
+  requestState: unknown
+  inputResponses: Record<string, unknown> | undefined
+  /** How progress, logs and pushed requests reach this caller. */
+  hooks: CallHooks
+  signal: CancelSignal | undefined
+}
+
+/**
+ * Runs a call through the pipeline: relayed as it is, or (2026 caller) parked on the upstream's
+ * pushed requests, or resumed from a round the gateway started. Failures become what an MCP
+ * client should see (callFailure).
+ */
+export async function dispatchToolCall(
+  deps: Pick<HandlerDeps, 'callTool' | 'parking'>,
+  r: ToolCallRequest,
+): Promise<JsonObject> {
+  const exposed = r.tool.exposed
+  const extra: JsonObject = {}
+  const meta = relayMeta(r.meta)
+  if (meta) extra._meta = meta
+  const run = (relay: CallHooks, signal: CancelSignal | undefined) =>
+    deps.callTool({
+      ctx: r.ctx,
+      tool: r.tool,
+      args: r.args,
+      extra,
+      relay,
+      ...(signal ? { signal } : {}),
+      headers: {},
+    })
+  const state = r.requestState
+  try {
+    if (!r.modern || (state !== undefined && !isParkState(state))) {
+      // A 2026 upstream's own input_required round: relay its state and answers as they are.
+      if (r.inputResponses !== undefined) extra.inputResponses = r.inputResponses
+      if (state !== undefined) extra.requestState = state
+      return await run(r.hooks, r.signal)
+    }
+    const owner = ownerOf(r.ctx)
+    if (isParkState(state))
+      return await deps.parking.resume(state, owner, exposed, r.inputResponses, r.signal)
+    return await deps.parking.start(
+      owner,
+      exposed,
+      (onRequest, signal) => run({ ...r.hooks, onRequest }, signal),
+      r.signal,
+    )
+  } catch (err) {
+    return callFailure(err, exposed)
+  }
 }
 
 /**
@@ -137,52 +200,21 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
   })
 
   server.setRequestHandler('tools/call', async (req, ctx) => {
-    const callContext = callContextOf(ctx)
     const exposed = req.params.name
     const tool = (await registry.toolIndex(scope.tenant, scope.server)).tools.get(exposed)
     if (!tool) return missingTool(registry, scope, exposed) as never
     const modern = ctx.mcpReq.envelope !== undefined
-    const state = ctx.mcpReq.requestState()
-    const extra: JsonObject = {}
-    const meta = relayMeta(req.params._meta as Record<string, unknown> | undefined)
-    if (meta) extra._meta = meta
-    const run = (relay: CallHooks, signal: ToolCall['signal']) =>
-      deps.callTool({
-        ctx: callContext,
-        tool,
-        args: (req.params.arguments ?? {}) as JsonObject,
-        extra,
-        relay,
-        ...(signal ? { signal } : {}),
-        headers: {},
-      })
-    try {
-      if (!modern || (state !== undefined && !isParkState(state))) {
-        // A 2026 upstream's own input_required round: relay its state and answers as they are.
-        if (ctx.mcpReq.inputResponses) extra.inputResponses = ctx.mcpReq.inputResponses
-        if (state !== undefined) extra.requestState = state
-        return (await run(relayHooks(ctx, modern), ctx.mcpReq.signal)) as never
-      }
-      const owner = ownerOf(callContext)
-      if (isParkState(state)) {
-        return (await deps.parking.resume(
-          state,
-          owner,
-          exposed,
-          ctx.mcpReq.inputResponses,
-          ctx.mcpReq.signal,
-        )) as never
-      }
-      const hooks = relayHooks(ctx, modern)
-      return (await deps.parking.start(
-        owner,
-        exposed,
-        (onRequest, signal) => run({ ...hooks, onRequest }, signal),
-        ctx.mcpReq.signal,
-      )) as never
-    } catch (err) {
-      return callFailure(err, exposed) as never
-    }
+    return (await dispatchToolCall(deps, {
+      ctx: callContextOf(ctx),
+      tool,
+      args: (req.params.arguments ?? {}) as JsonObject,
+      meta: req.params._meta as Record<string, unknown> | undefined,
+      modern,
+      requestState: ctx.mcpReq.requestState(),
+      inputResponses: ctx.mcpReq.inputResponses,
+      hooks: relayHooks(ctx, modern),
+      signal: ctx.mcpReq.signal,
+    })) as never
   })
 
   server.setRequestHandler('resources/list', async () => ({ resources: (await resources.list()) as never }))
