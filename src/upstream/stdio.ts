@@ -27,8 +27,6 @@ interface Pending {
   resolve(v: JsonObject): void
   reject(e: Error): void
   hooks?: CallHooks
-  progressToken?: string
-  timer?: NodeJS.Timeout
 }
 
 /** Variables a child needs to run at all; secrets of the gateway are not passed through. */
@@ -111,49 +109,45 @@ export class StdioTransport implements RpcTransport {
     if (this.closed) return Promise.reject(this.closed)
     const id = this.nextId++
     const key = String(id)
-    let outParams = params
-    const p: Pending = { resolve: () => {}, reject: () => {}, ...(opts.hooks ? { hooks: opts.hooks } : {}) }
-    if (opts.hooks?.onProgress) {
-      p.progressToken = `gh-${id}`
-      outParams = {
-        ...params,
-        _meta: { ...((params?._meta as JsonObject) ?? {}), progressToken: p.progressToken },
+    const token = opts.hooks?.onProgress ? `gh-${id}` : undefined
+    const outParams = token
+      ? { ...params, _meta: { ...((params?._meta as JsonObject) ?? {}), progressToken: token } }
+      : params
+    return new Promise<JsonObject>((resolve, reject) => {
+      const done = () => {
+        this.pending.delete(key)
+        if (token) this.byToken.delete(token)
+        clearTimeout(timer)
+        opts.signal?.removeEventListener('abort', onAbort)
       }
-      this.byToken.set(p.progressToken, p)
-    }
-    const promise = new Promise<JsonObject>((resolve, reject) => {
-      p.resolve = resolve
-      p.reject = reject
+      const p: Pending = {
+        resolve: (v) => (done(), resolve(v)),
+        reject: (e) => (done(), reject(e)),
+        ...(opts.hooks ? { hooks: opts.hooks } : {}),
+      }
+      const cancelUpstream = (reason: string, err: Error) => {
+        void this.notify('notifications/cancelled', { requestId: id, reason })
+        p.reject(err)
+      }
+      const onAbort = () =>
+        cancelUpstream(
+          String(opts.signal?.reason ?? 'cancelled'),
+          new UpstreamRpcError(-32800, 'request cancelled'),
+        )
+      const timer = setTimeout(
+        () =>
+          cancelUpstream(
+            'timeout',
+            new UpstreamRpcError(-32001, `upstream did not answer within ${opts.timeoutMs} ms`),
+          ),
+        opts.timeoutMs,
+      )
+      if (opts.signal?.aborted) return onAbort()
+      opts.signal?.addEventListener('abort', onAbort, { once: true })
+      this.pending.set(key, p)
+      if (token) this.byToken.set(token, p)
+      this.write({ jsonrpc: '2.0', id, method, ...(outParams ? { params: outParams } : {}) })
     })
-    const done = () => {
-      this.pending.delete(key)
-      if (p.progressToken) this.byToken.delete(p.progressToken)
-      if (p.timer) clearTimeout(p.timer)
-      opts.signal?.removeEventListener('abort', onAbort)
-    }
-    const onAbort = () => {
-      void this.notify('notifications/cancelled', {
-        requestId: id,
-        reason: String(opts.signal?.reason ?? 'cancelled'),
-      })
-      p.reject(new UpstreamRpcError(-32800, 'request cancelled'))
-    }
-    p.timer = setTimeout(() => {
-      void this.notify('notifications/cancelled', { requestId: id, reason: 'timeout' })
-      p.reject(new UpstreamRpcError(-32001, `upstream did not answer within ${opts.timeoutMs} ms`))
-    }, opts.timeoutMs)
-    const resolve = p.resolve
-    const reject = p.reject
-    p.resolve = (v) => (done(), resolve(v))
-    p.reject = (e) => (done(), reject(e))
-    if (opts.signal?.aborted) {
-      onAbort()
-      return promise
-    }
-    opts.signal?.addEventListener('abort', onAbort, { once: true })
-    this.pending.set(key, p)
-    this.write({ jsonrpc: '2.0', id, method, ...(outParams ? { params: outParams } : {}) })
-    return promise
   }
 
   async notify(method: string, params?: JsonObject): Promise<void> {
