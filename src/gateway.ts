@@ -243,7 +243,14 @@ async function bootstrapAdminKey(
 
 /** The admin view of a resource: its spec (secret references only, never values) plus live status. */
 function describe(r: ResourceRecord, registry: Registry): Record<string, unknown> {
-  const base: Record<string, unknown> = { kind: r.kind, tenant: r.tenant, name: r.name, spec: r.spec }
+  const base: Record<string, unknown> = {
+    kind: r.kind,
+    tenant: r.tenant,
+    name: r.name,
+    spec: r.spec,
+    generation: r.generation,
+    updated_at: r.updatedAt,
+  }
   if (r.kind === 'Connector') {
     const spec = r.spec as ConnectorSpec
     base.prefix = spec.prefix ?? r.name

@@ -93,15 +93,7 @@ function resourceRoutes(deps: RouteDeps, kind: ResourceKind, plural: string): Ro
       handler: async (r) => {
         const ctx = targetContext(r)
         const items = await deps.store.resources.list(ctx, kind)
-        return {
-          body: {
-            items: items.map((i) => ({
-              ...deps.describe(i),
-              generation: i.generation,
-              updated_at: i.updatedAt,
-            })),
-          },
-        }
+        return { body: { items: items.map((i) => deps.describe(i)) } }
       },
     },
     {
@@ -114,7 +106,7 @@ function resourceRoutes(deps: RouteDeps, kind: ResourceKind, plural: string): Ro
         const ctx = targetContext(r)
         const item = await deps.store.resources.get(ctx, kind, r.params.name!)
         if (!item) throw new GatewayError('not_found', `${kind} ${r.params.name} not found`)
-        return { body: { ...deps.describe(item), generation: item.generation, updated_at: item.updatedAt } }
+        return { body: deps.describe(item) }
       },
     },
     {

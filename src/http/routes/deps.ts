@@ -14,7 +14,7 @@ export interface RouteDeps {
   logger: Logger
   /** Re-reads resources into the runtime registry after a write. */
   reload(): Promise<void>
-  /** The public view of a resource (connectors include live status; never secrets). */
+  /** The public view of a resource, with generation and update time (connectors add live status; never secrets). */
   describe(r: ResourceRecord): Record<string, unknown>
   /** Throws conflict when a Server still selects this connector. */
   assertNotReferenced(ctx: CallContext, connector: string): Promise<void>

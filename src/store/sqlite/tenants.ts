@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3'
 import type { CallContext } from '../../context.js'
 import type { Tenant, TenantStore } from '../types.js'
-import { nowIso, requireOperator, scopedTenant } from '../scope.js'
+import { nowIso, requireOperator } from '../scope.js'
 
 interface Row {
   name: string
@@ -31,8 +31,7 @@ export class SqliteTenants implements TenantStore {
 
   async get(ctx: CallContext, name: string): Promise<Tenant | undefined> {
     if (name !== ctx.tenant && !ctx.operator) return undefined
-    const row = this.db.prepare('SELECT * FROM tenants WHERE name = ?').get(scopedTenant(ctx, name)) as
-      Row | undefined
+    const row = this.db.prepare('SELECT * FROM tenants WHERE name = ?').get(name) as Row | undefined
     return row ? toTenant(row) : undefined
   }
 
