@@ -127,3 +127,13 @@ metadata: { name: ${name} }
 spec: { transport: http, url: "${url}"${spec ? `, ${spec}` : ''} }
 `
 }
+
+/** Headers of an MCP POST with a key (default: the bootstrap admin key), plus any extra ones. */
+export function mcpHeaders(extra: Record<string, string> = {}, key = ADMIN_KEY): Record<string, string> {
+  return {
+    authorization: `Bearer ${key}`,
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    ...extra,
+  }
+}

@@ -1,6 +1,13 @@
 import { request as httpRequest, type ClientRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ADMIN_KEY, httpConnector, startTestGateway, textOf, type TestGateway } from '../helpers/gateway.js'
+import {
+  ADMIN_KEY,
+  httpConnector,
+  mcpHeaders,
+  startTestGateway,
+  textOf,
+  type TestGateway,
+} from '../helpers/gateway.js'
 // @ts-expect-error plain JS fixture
 import { startUpstream } from '../fixtures/upstream-server.mjs'
 
@@ -19,12 +26,7 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
   const post = (body: string, headers: Record<string, string> = {}, path = '/mcp') =>
     fetch(gw.url + path, {
       method: 'POST',
-      headers: {
-        authorization: `Bearer ${ADMIN_KEY}`,
-        'content-type': 'application/json',
-        accept: ACCEPT,
-        ...headers,
-      },
+      headers: mcpHeaders(headers),
       body,
     })
 
@@ -51,12 +53,7 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
           port: url.port,
           path: '/mcp',
           method: 'POST',
-          headers: {
-            authorization: `Bearer ${ADMIN_KEY}`,
-            'content-type': 'application/json',
-            accept: ACCEPT,
-            ...headers,
-          },
+          headers: mcpHeaders(headers),
         },
         (res) => {
           res.resume()

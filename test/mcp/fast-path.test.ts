@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ADMIN_KEY,
   httpConnector,
+  mcpHeaders,
   eventually,
   startTestGateway,
   type TestGateway,
@@ -9,7 +10,6 @@ import {
 // @ts-expect-error plain JS fixture
 import { startUpstream } from '../fixtures/upstream-server.mjs'
 
-const ACCEPT = 'application/json, text/event-stream'
 const ENVELOPE = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
   'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
@@ -28,12 +28,7 @@ describe('tools/call fast path', () => {
   const post = (body: unknown, headers: Record<string, string>) =>
     fetch(gw.url + '/mcp', {
       method: 'POST',
-      headers: {
-        authorization: `Bearer ${ADMIN_KEY}`,
-        'content-type': 'application/json',
-        accept: ACCEPT,
-        ...headers,
-      },
+      headers: mcpHeaders(headers),
       body: JSON.stringify(body),
     })
 
@@ -160,7 +155,7 @@ describe('tools/call fast path', () => {
     const retry = (answer: unknown, key = ADMIN_KEY) =>
       fetch(gw.url + '/mcp', {
         method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: ACCEPT, ...h },
+        headers: mcpHeaders(h, key),
         body: JSON.stringify({
           jsonrpc: '2.0',
           id: 21,
@@ -188,7 +183,7 @@ describe('tools/call fast path', () => {
     const other = (await gw.api('POST', '/v1/admin/keys', { role: 'member' })).body.key as string
     const res = await fetch(gw.url + '/mcp', {
       method: 'POST',
-      headers: { authorization: `Bearer ${other}`, 'content-type': 'application/json', accept: ACCEPT, ...h },
+      headers: mcpHeaders(h, other),
       body: JSON.stringify(call(13, 'up__echo', { text: 'x' })),
     })
     expect(res.status).toBe(404)
@@ -205,12 +200,7 @@ describe('tools/call fast path', () => {
     const dropped = fetch(gw.url + '/mcp', {
       method: 'POST',
       signal: ac.signal,
-      headers: {
-        authorization: `Bearer ${ADMIN_KEY}`,
-        'content-type': 'application/json',
-        accept: ACCEPT,
-        ...h,
-      },
+      headers: mcpHeaders(h),
       body: JSON.stringify(call(32, 'up__slow', { ms: 300 })),
     }).catch(() => undefined)
     setTimeout(() => ac.abort(), 50)
