@@ -29,6 +29,18 @@ export const ConfigSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Upper bound on one upstream call unless the connector sets its own. */
     upstreamTimeoutMs: z.number().int().positive().default(60_000),
+    /** Let URLs learned at run time (webhooks, push targets) reach private, loopback and link-local addresses. */
+    allowPrivateNetwork: z.boolean().default(false),
+    /** Runs executing at once in this process. */
+    runConcurrency: z.number().int().positive().max(10_000).default(64),
+    /** Run lease: a run whose owner stops renewing it is taken over after this long (dead owners on this host at once). */
+    runLeaseMs: z.number().int().min(300).default(10_000),
+    /** How often to look for runs queued by other processes. */
+    runPollMs: z.number().int().min(10).default(500),
+    /** Keep-alive comment interval on idle run event streams. */
+    streamHeartbeatMs: z.number().int().min(50).default(15_000),
+    /** SIGTERM: how long running agents get to reach a step boundary before their leases are released anyway. */
+    drainTimeoutMs: z.number().int().min(0).default(10_000),
   })
   .strict()
 
@@ -58,6 +70,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ConfigInput {
   if (env.GATEHOUSE_LOG_LEVEL) out.logLevel = env.GATEHOUSE_LOG_LEVEL as GatewayConfig['logLevel']
   if (env.GATEHOUSE_AUDIT_MODE) out.auditMode = env.GATEHOUSE_AUDIT_MODE as GatewayConfig['auditMode']
   if (env.GATEHOUSE_DATA) out.dataDir = env.GATEHOUSE_DATA
+  if (env.GATEHOUSE_ALLOW_PRIVATE_NETWORK)
+    out.allowPrivateNetwork = env.GATEHOUSE_ALLOW_PRIVATE_NETWORK === '1'
   return out
 }
 

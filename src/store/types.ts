@@ -1,4 +1,5 @@
 import type { CallContext, Role } from '../context.js'
+import type { RunStore } from './runs.js'
 
 /**
  * Narrow async storage interfaces. Every method that touches tenant data takes the caller's
@@ -148,7 +149,136 @@ export interface Store {
   readonly resources: ResourceStore
   readonly audit: AuditStore
   readonly spans: SpanStore
+  readonly webhooks: WebhookOutbox
+  readonly memory: MemoryStore
+  readonly runs: RunStore
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>
+}
+
+/** One long-term memory item (`/v1/store`): a JSON object under a namespace path and a key. */
+export interface MemoryRecord {
+  /** 1–10 labels, each 1–128 characters; any characters (dots, slashes, unicode) are allowed. */
+  namespace: string[]
+  key: string
+  value: Record<string, unknown>
+  createdAt: string
+  updatedAt: string
+  /** Absent when the item never expires. */
+  expiresAt?: string
+}
+
+export interface MemoryPut {
+  namespace: string[]
+  key: string
+  /** A JSON object, at most 1 MiB as JSON. */
+  value: Record<string, unknown>
+  /** Seconds until the item disappears; absent: it never expires (also clears an earlier TTL). */
+  ttlSeconds?: number
+}
+
+/**
+ * Conditions on top-level fields of the value, all of which must hold. A plain value matches
+ * exactly (same JSON type and value; objects and arrays by their JSON, key order included).
+ * An object of operators applies each: `$eq`, `$ne` (also matches items without the field),
+ * `$gt`, `$gte`, `$lt`, `$lte` (numbers with numbers, strings with strings by code point;
+ * never matches a missing field or another type), `$in` (an array of values, up to 100).
+ */
+export type MemoryFilter = Record<string, unknown>
+
+export interface MemorySearch {
+  /** Matches whole labels: ["a"] finds ["a"] and ["a","b"], never ["ab"]. [] searches everything. */
+  namespacePrefix: string[]
+  filter?: MemoryFilter
+  /** 1–1000, default 10. */
+  limit?: number
+  /** Default 0. */
+  offset?: number
+}
+
+export interface NamespaceQuery {
+  /** Only namespaces starting with these whole labels. */
+  prefix?: string[]
+  /** Truncates namespaces to this many labels (absolute depth) and deduplicates. */
+  maxDepth?: number
+  /** 1–1000, default 100. */
+  limit?: number
+  offset?: number
+}
+
+/**
+ * Long-term memory, like LangGraph's BaseStore, scoped by `ctx.tenant`. Expired items are
+ * invisible at once; `sweepExpired` only reclaims their space. Bad input is a `bad_request`
+ * GatewayError naming the problem. Search results are newest update first.
+ */
+export interface MemoryStore {
+  /** Creates or replaces the item; `createdAt` survives a replace, `updatedAt` does not. */
+  put(ctx: CallContext, item: MemoryPut): Promise<MemoryRecord>
+  get(ctx: CallContext, namespace: string[], key: string): Promise<MemoryRecord | undefined>
+  search(ctx: CallContext, query: MemorySearch): Promise<MemoryRecord[]>
+  /** False when there was no (live) item in the caller's tenant. */
+  delete(ctx: CallContext, namespace: string[], key: string): Promise<boolean>
+  /** Distinct namespaces holding live items, sorted label by label. */
+  listNamespaces(ctx: CallContext, query?: NamespaceQuery): Promise<string[][]>
+  /** Deletes expired items of every tenant (a system job); returns how many. */
+  sweepExpired(nowMs?: number): Promise<number>
+}
+
+export type WebhookStatus = 'pending' | 'delivered' | 'dead'
+
+export interface NewWebhookDelivery {
+  /** Chosen by the caller; stable across retries (receivers dedupe on it). Enqueueing an id again is a no-op. */
+  id: string
+  runId?: string
+  url: string
+  /** The delivery's own signing secret, sealed (vault/seal.ts); plaintext is refused. */
+  sealedSecret?: string
+  /** The exact JSON body to send, serialised once so every attempt signs the same bytes. */
+  payload: string
+  /** First attempt not before this (epoch ms); default now. */
+  nextAttemptAtMs?: number
+}
+
+/** What the outbox shows: never the secret, only whether there is one. */
+export interface WebhookDeliveryRecord {
+  id: string
+  tenant: string
+  runId?: string
+  url: string
+  hasSecret: boolean
+  payload: string
+  status: WebhookStatus
+  /** Attempts started so far (a claim counts as an attempt). */
+  attempts: number
+  nextAttemptAtMs: number
+  lastError?: string
+  createdAt: string
+  updatedAt: string
+}
+
+/** A delivery leased to one sender for one attempt. */
+export interface ClaimedWebhookDelivery extends WebhookDeliveryRecord {
+  sealedSecret?: string
+  /** Number of this attempt, from 1. */
+  attempt: number
+  leaseExpiresAtMs: number
+}
+
+/**
+ * Durable outbox of outgoing webhooks. Senders claim due deliveries under a lease, so two
+ * processes over one database never send the same delivery at once; a sender that dies leaves
+ * its claims to be taken again when the lease expires. The sender-side methods act for the
+ * gateway itself (no CallContext) and only touch deliveries leased to `owner`.
+ */
+export interface WebhookOutbox {
+  enqueue(ctx: CallContext, delivery: NewWebhookDelivery): Promise<WebhookDeliveryRecord>
+  /** Leases up to `limit` pending deliveries due at `nowMs` whose lease is free or expired. */
+  claimDue(owner: string, nowMs: number, limit: number, leaseMs: number): Promise<ClaimedWebhookDelivery[]>
+  /** False when the delivery is not leased to `owner` any more (another sender took it over). */
+  markDelivered(owner: string, id: string): Promise<boolean>
+  /** Records a failed attempt: retry at `nextAttemptAtMs`, or dead when null. */
+  markFailed(owner: string, id: string, error: string, nextAttemptAtMs: number | null): Promise<boolean>
+  /** The caller's tenant's deliveries, oldest first; optionally those of one run. */
+  list(ctx: CallContext, query?: { runId?: string; limit?: number }): Promise<WebhookDeliveryRecord[]>
 }

@@ -6,6 +6,9 @@ import { SqliteTenants } from './tenants.js'
 import { SqliteKeys } from './keys.js'
 import { SqliteResources } from './resources.js'
 import { SqliteAudit, SqliteSpans } from './telemetry.js'
+import { SqliteMemory } from './memory.js'
+import { SqliteWebhookOutbox } from './outbox.js'
+import { SqliteRuns } from './runs.js'
 import { inlineWriter, workerWriter } from './writer.js'
 
 export interface SqliteStoreOptions {
@@ -59,6 +62,9 @@ export function openSqliteStore({
     resources: new SqliteResources(db),
     audit: new SqliteAudit(db, writer),
     spans: new SqliteSpans(db, writer),
+    memory: new SqliteMemory(db),
+    webhooks: new SqliteWebhookOutbox(db),
+    runs: new SqliteRuns(db),
     async ping() {
       db.prepare('SELECT 1').get()
     },

@@ -69,4 +69,97 @@ CREATE INDEX spans_tenant_trace ON spans(tenant, trace_id);
 CREATE INDEX spans_tenant_seq ON spans(tenant, seq);
 `,
   },
+  {
+    version: 2,
+    name: 'runs',
+    sql: `
+CREATE TABLE threads (
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  metadata TEXT NOT NULL DEFAULT '{}',
+  state TEXT NOT NULL DEFAULT '{}',
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX threads_tenant ON threads(tenant, created_at);
+CREATE TABLE runs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  tenant TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  caller TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  thread_id TEXT,
+  status TEXT NOT NULL,
+  input TEXT NOT NULL,
+  output TEXT,
+  error TEXT,
+  interrupt TEXT,
+  multitask_strategy TEXT NOT NULL,
+  webhook TEXT,
+  usage TEXT,
+  state_before TEXT,
+  emitted INTEGER NOT NULL DEFAULT 0,
+  cancel_requested TEXT,
+  lease_owner TEXT,
+  lease_expires_at INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX runs_claim ON runs(status, seq);
+CREATE INDEX runs_tenant ON runs(tenant, seq);
+CREATE INDEX runs_thread ON runs(thread_id, seq);
+CREATE TABLE run_journal (
+  run_id TEXT NOT NULL,
+  pos INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  status TEXT NOT NULL,
+  result TEXT,
+  attempt INTEGER NOT NULL DEFAULT 1,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (run_id, pos)
+);
+CREATE TABLE run_events (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  data TEXT NOT NULL,
+  at TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE store_items (
+  tenant TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  expires_at TEXT,
+  PRIMARY KEY (tenant, namespace, key)
+);
+CREATE INDEX store_items_expiry ON store_items(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE webhook_deliveries (
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  run_id TEXT,
+  url TEXT NOT NULL,
+  secret TEXT,
+  payload TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_error TEXT,
+  lease_owner TEXT,
+  lease_expires_at INTEGER,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX webhook_due ON webhook_deliveries(status, next_attempt_at);
+CREATE INDEX webhook_tenant ON webhook_deliveries(tenant, created_at);
+CREATE INDEX webhook_tenant_run ON webhook_deliveries(tenant, run_id);
+`,
+  },
 ]

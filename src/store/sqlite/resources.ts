@@ -38,18 +38,20 @@ export class SqliteResources implements ResourceStore {
     const ensureTenant = this.db.prepare(
       'INSERT INTO tenants (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING',
     )
-    return this.db.transaction(() =>
-      docs.map((d) => {
-        const spec = JSON.stringify(d.spec)
-        const prev = select.get(d.tenant, d.kind, d.name) as Row | undefined
-        if (prev && prev.spec === spec) return { resource: toRecord(prev), action: 'unchanged' as const }
-        ensureTenant.run(d.tenant, nowIso())
-        const generation = (prev?.generation ?? 0) + 1
-        upsert.run(d.tenant, d.kind, d.name, spec, generation, nowIso())
-        const action: ApplyAction = prev ? 'updated' : 'created'
-        return { resource: toRecord(select.get(d.tenant, d.kind, d.name) as Row), action }
-      }),
-    )()
+    return this.db
+      .transaction(() =>
+        docs.map((d) => {
+          const spec = JSON.stringify(d.spec)
+          const prev = select.get(d.tenant, d.kind, d.name) as Row | undefined
+          if (prev && prev.spec === spec) return { resource: toRecord(prev), action: 'unchanged' as const }
+          ensureTenant.run(d.tenant, nowIso())
+          const generation = (prev?.generation ?? 0) + 1
+          upsert.run(d.tenant, d.kind, d.name, spec, generation, nowIso())
+          const action: ApplyAction = prev ? 'updated' : 'created'
+          return { resource: toRecord(select.get(d.tenant, d.kind, d.name) as Row), action }
+        }),
+      )
+      .immediate()
   }
 
   async get(ctx: CallContext, kind: ResourceKind, name: string): Promise<ResourceRecord | undefined> {

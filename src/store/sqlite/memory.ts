@@ -1,0 +1,353 @@
+import type Database from 'better-sqlite3'
+import type { CallContext } from '../../context.js'
+import { GatewayError } from '../../errors.js'
+import { scopedTenant } from '../scope.js'
+import type { MemoryPut, MemoryRecord, MemorySearch, MemoryStore, NamespaceQuery } from '../types.js'
+
+export const MAX_LABELS = 10
+export const MAX_LABEL_CHARS = 128
+export const MAX_KEY_CHARS = 512
+export const MAX_VALUE_BYTES = 1024 * 1024
+export const MAX_TTL_SECONDS = 10 * 365 * 86400
+export const MAX_LIMIT = 1000
+const MAX_FILTER_FIELDS = 32
+const MAX_IN_VALUES = 100
+
+/*
+ * Namespace encoding. The label array is stored in one TEXT column as each label followed by a
+ * terminator, U+0001. Labels may hold any character: U+0000, U+0001 and U+0002 are escaped as
+ * U+0002 followed by '0', '1' or '2'. The terminator is thus the smallest code unit of the
+ * encoding and never occurs inside an encoded label, which gives three properties:
+ *  - a prefix of labels is a prefix of the string ending at a terminator, so ["a"] never
+ *    matches ["ab"] and ["a","bc"] never matches ["ab","c"];
+ *  - that prefix is the half-open range [P, P with its last U+0001 replaced by U+0002), which
+ *    the primary key (tenant, namespace, key) serves as an index range scan;
+ *  - binary string order is label-by-label order, so namespaces sort naturally.
+ */
+const TERM = '\u0001'
+const ESC = '\u0002'
+
+function encodeLabel(label: string): string {
+  let out = ''
+  for (const c of label) {
+    const code = c.charCodeAt(0)
+    out += code <= 2 ? ESC + String.fromCharCode(0x30 + code) : c
+  }
+  return out
+}
+
+function decodeLabel(label: string): string {
+  let out = ''
+  for (let i = 0; i < label.length; i++) {
+    if (label[i] === ESC) out += String.fromCharCode(label.charCodeAt(++i) - 0x30)
+    else out += label[i]
+  }
+  return out
+}
+
+export function encodeNamespace(labels: readonly string[]): string {
+  return labels.map((l) => encodeLabel(l) + TERM).join('')
+}
+
+export function decodeNamespace(encoded: string): string[] {
+  return encoded.split(TERM).slice(0, -1).map(decodeLabel)
+}
+
+/** The first `depth` labels of an encoded namespace, still encoded. */
+function truncateEncoded(encoded: string, depth: number): string {
+  let at = -1
+  for (let i = 0; i < depth; i++) {
+    at = encoded.indexOf(TERM, at + 1)
+    if (at === -1) return encoded
+  }
+  return encoded.slice(0, at + 1)
+}
+
+const bad = (message: string) => new GatewayError('bad_request', message)
+
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u
+
+function checkText(what: string, s: unknown, max: number): string {
+  if (typeof s !== 'string') throw bad(`${what} must be a string`)
+  if (s.length === 0) throw bad(`${what} is empty; it must be 1–${max} characters`)
+  if (s.length > max && [...s].length > max) throw bad(`${what} is longer than ${max} characters`)
+  if (LONE_SURROGATE.test(s)) throw bad(`${what} is not well-formed Unicode (lone surrogate)`)
+  return s
+}
+
+/** Validates a namespace (or, with `minLabels` 0, a prefix) and returns it encoded. */
+function checkNamespace(what: string, ns: unknown, minLabels: number): string {
+  if (!Array.isArray(ns)) throw bad(`${what} must be an array of labels, e.g. ["users", "u-1"]`)
+  if (ns.length < minLabels) throw bad(`${what} needs at least ${minLabels} label`)
+  if (ns.length > MAX_LABELS) throw bad(`${what} has ${ns.length} labels; at most ${MAX_LABELS} are allowed`)
+  ns.forEach((l, i) => checkText(`${what} label ${i + 1}`, l, MAX_LABEL_CHARS))
+  return encodeNamespace(ns as string[])
+}
+
+const checkKey = (key: unknown): string => checkText('key', key, MAX_KEY_CHARS)
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function checkValue(value: unknown): string {
+  if (!isPlainObject(value)) {
+    const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
+    throw bad(`value must be a JSON object, got ${got}`)
+  }
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch (err) {
+    throw bad(`value is not serialisable as JSON: ${(err as Error).message}`)
+  }
+  if (text === undefined || !text.startsWith('{')) throw bad('value must serialise to a JSON object')
+  const bytes = Buffer.byteLength(text)
+  if (bytes > MAX_VALUE_BYTES)
+    throw bad(`value is ${bytes} bytes as JSON; the limit is ${MAX_VALUE_BYTES} bytes (1 MiB)`)
+  return text
+}
+
+function checkInt(what: string, v: unknown, min: number, max: number, dflt: number): number {
+  if (v === undefined) return dflt
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw bad(`${what} must be an integer from ${min} to ${max}`)
+  return v
+}
+
+function checkTtl(ttl: unknown): number | undefined {
+  if (ttl === undefined) return undefined
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_SECONDS)
+    throw bad(`ttl must be a number of seconds above 0 and at most ${MAX_TTL_SECONDS}`)
+  return ttl
+}
+
+/* Filters, compiled to SQL over json_each(value): field names are bound, never spliced in. */
+
+interface Fragment {
+  sql: string
+  args: unknown[]
+}
+
+const OPERATORS = ['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in'] as const
+type Operator = (typeof OPERATORS)[number]
+const RANGE_SQL: Partial<Record<Operator, string>> = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' }
+
+/** A predicate on the json_each row `j` for "the field equals v". */
+function equals(where: string, v: unknown): Fragment {
+  if (v === null) return { sql: `j.type = 'null'`, args: [] }
+  switch (typeof v) {
+    case 'boolean':
+      return { sql: v ? `j.type = 'true'` : `j.type = 'false'`, args: [] }
+    case 'number':
+      if (!Number.isFinite(v)) throw bad(`filter ${where}: ${v} is not a JSON number`)
+      return { sql: `j.type IN ('integer', 'real') AND j.atom = ?`, args: [v] }
+    case 'string':
+      return { sql: `j.type = 'text' AND j.atom = ?`, args: [v] }
+    case 'object': {
+      let json: string | undefined
+      try {
+        json = JSON.stringify(v)
+      } catch {
+        json = undefined
+      }
+      if (json === undefined) throw bad(`filter ${where}: not a JSON value`)
+      return { sql: `j.type IN ('object', 'array') AND j.value = json(?)`, args: [json] }
+    }
+    default:
+      throw bad(`filter ${where}: ${typeof v} is not a JSON value`)
+  }
+}
+
+function onField(field: string, pred: Fragment, negate = false): Fragment {
+  return {
+    sql: `${negate ? 'NOT ' : ''}EXISTS (SELECT 1 FROM json_each(store_items.value) AS j WHERE j.key = ? AND (${pred.sql}))`,
+    args: [field, ...pred.args],
+  }
+}
+
+function compileFilter(filter: unknown): Fragment[] {
+  if (filter === undefined) return []
+  if (!isPlainObject(filter)) throw bad('filter must be an object of field conditions')
+  const fields = Object.entries(filter)
+  if (fields.length > MAX_FILTER_FIELDS)
+    throw bad(`filter has ${fields.length} fields; at most ${MAX_FILTER_FIELDS} are allowed`)
+  const out: Fragment[] = []
+  for (const [field, cond] of fields) {
+    checkText('filter field name', field, MAX_LABEL_CHARS)
+    const where = `field "${field}"`
+    const opKeys = isPlainObject(cond) ? Object.keys(cond).filter((k) => k.startsWith('$')) : []
+    if (opKeys.length === 0) {
+      out.push(onField(field, equals(where, cond)))
+      continue
+    }
+    const ops = cond as Record<string, unknown>
+    if (opKeys.length !== Object.keys(ops).length)
+      throw bad(`filter ${where} mixes operators ($...) with plain keys`)
+    for (const op of opKeys) {
+      const arg = ops[op]
+      if (!(OPERATORS as readonly string[]).includes(op))
+        throw bad(`filter ${where}: unknown operator ${op} (supported: ${OPERATORS.join(', ')})`)
+      if (op === '$eq') out.push(onField(field, equals(where, arg)))
+      else if (op === '$ne') out.push(onField(field, equals(where, arg), true))
+      else if (op === '$in') {
+        if (!Array.isArray(arg)) throw bad(`filter ${where}: $in needs an array of values`)
+        if (arg.length > MAX_IN_VALUES)
+          throw bad(`filter ${where}: $in has ${arg.length} values; at most ${MAX_IN_VALUES} are allowed`)
+        if (arg.length === 0) {
+          out.push({ sql: '0', args: [] })
+          continue
+        }
+        const alts = arg.map((a) => equals(where, a))
+        out.push(
+          onField(field, {
+            sql: alts.map((a) => `(${a.sql})`).join(' OR '),
+            args: alts.flatMap((a) => a.args),
+          }),
+        )
+      } else {
+        const cmp = RANGE_SQL[op as Operator]!
+        if (typeof arg === 'number' && Number.isFinite(arg))
+          out.push(onField(field, { sql: `j.type IN ('integer', 'real') AND j.atom ${cmp} ?`, args: [arg] }))
+        else if (typeof arg === 'string')
+          out.push(onField(field, { sql: `j.type = 'text' AND j.atom ${cmp} ?`, args: [arg] }))
+        else throw bad(`filter ${where}: ${op} needs a number or a string`)
+      }
+    }
+  }
+  return out
+}
+
+interface Row {
+  namespace: string
+  key: string
+  value: string
+  created_at: string
+  updated_at: string
+  expires_at: string | null
+}
+
+const toRecord = (r: Row): MemoryRecord => ({
+  namespace: decodeNamespace(r.namespace),
+  key: r.key,
+  value: JSON.parse(r.value) as Record<string, unknown>,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  ...(r.expires_at ? { expiresAt: r.expires_at } : {}),
+})
+
+const COLUMNS = 'namespace, key, value, created_at, updated_at, expires_at'
+const LIVE = '(expires_at IS NULL OR expires_at > ?)'
+const TRUNCATE_FN = 'gatehouse_ns_truncate'
+
+/** Conditions selecting a namespace prefix: none for [], else an index range. */
+function prefixRange(encoded: string): Fragment {
+  if (!encoded) return { sql: '', args: [] }
+  return { sql: ' AND namespace >= ? AND namespace < ?', args: [encoded, encoded.slice(0, -1) + ESC] }
+}
+
+/**
+ * The `store_items` table. Time comes from Date.now() (ISO-8601 UTC text, which sorts), so
+ * one clock decides expiry for writes, reads and the sweeper.
+ */
+export class SqliteMemory implements MemoryStore {
+  constructor(private readonly db: Database.Database) {
+    db.function(TRUNCATE_FN, { deterministic: true }, (ns: unknown, depth: unknown) =>
+      typeof ns === 'string' && typeof depth === 'number' && depth > 0 ? truncateEncoded(ns, depth) : ns,
+    )
+  }
+
+  async put(ctx: CallContext, item: MemoryPut): Promise<MemoryRecord> {
+    const tenant = scopedTenant(ctx)
+    if (!isPlainObject(item)) throw bad('put needs { namespace, key, value }')
+    const ns = checkNamespace('namespace', item.namespace, 1)
+    const key = checkKey(item.key)
+    const value = checkValue(item.value)
+    const ttl = checkTtl(item.ttlSeconds)
+    const nowMs = Date.now()
+    const now = new Date(nowMs).toISOString()
+    const expires = ttl === undefined ? null : new Date(nowMs + ttl * 1000).toISOString()
+    // Replacing an item that has already expired (not yet swept) creates a new one.
+    const row = this.db
+      .prepare(
+        `INSERT INTO store_items (tenant, namespace, key, value, created_at, updated_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(tenant, namespace, key) DO UPDATE SET
+           value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+           created_at = CASE WHEN store_items.expires_at IS NOT NULL AND store_items.expires_at <= excluded.updated_at
+                             THEN excluded.created_at ELSE store_items.created_at END
+         RETURNING ${COLUMNS}`,
+      )
+      .get(tenant, ns, key, value, now, now, expires) as Row
+    return toRecord(row)
+  }
+
+  async get(ctx: CallContext, namespace: string[], key: string): Promise<MemoryRecord | undefined> {
+    const tenant = scopedTenant(ctx)
+    const ns = checkNamespace('namespace', namespace, 1)
+    const k = checkKey(key)
+    const row = this.db
+      .prepare(
+        `SELECT ${COLUMNS} FROM store_items WHERE tenant = ? AND namespace = ? AND key = ? AND ${LIVE}`,
+      )
+      .get(tenant, ns, k, new Date().toISOString()) as Row | undefined
+    return row ? toRecord(row) : undefined
+  }
+
+  async search(ctx: CallContext, query: MemorySearch): Promise<MemoryRecord[]> {
+    const tenant = scopedTenant(ctx)
+    if (!isPlainObject(query)) throw bad('search needs { namespacePrefix }')
+    const range = prefixRange(checkNamespace('namespace prefix', query.namespacePrefix ?? [], 0))
+    const filters = compileFilter(query.filter)
+    const limit = checkInt('limit', query.limit, 1, MAX_LIMIT, 10)
+    const offset = checkInt('offset', query.offset, 0, Number.MAX_SAFE_INTEGER, 0)
+    const sql =
+      `SELECT ${COLUMNS} FROM store_items WHERE tenant = ?${range.sql} AND ${LIVE}` +
+      filters.map((f) => ` AND ${f.sql}`).join('') +
+      ' ORDER BY updated_at DESC, namespace, key LIMIT ? OFFSET ?'
+    const rows = this.db
+      .prepare(sql)
+      .all(
+        tenant,
+        ...range.args,
+        new Date().toISOString(),
+        ...filters.flatMap((f) => f.args),
+        limit,
+        offset,
+      ) as Row[]
+    return rows.map(toRecord)
+  }
+
+  async delete(ctx: CallContext, namespace: string[], key: string): Promise<boolean> {
+    const tenant = scopedTenant(ctx)
+    const ns = checkNamespace('namespace', namespace, 1)
+    const k = checkKey(key)
+    const row = this.db
+      .prepare('DELETE FROM store_items WHERE tenant = ? AND namespace = ? AND key = ? RETURNING expires_at')
+      .get(tenant, ns, k) as { expires_at: string | null } | undefined
+    // An expired row is removed too, but it was already gone as far as the caller could see.
+    return row !== undefined && (row.expires_at === null || row.expires_at > new Date().toISOString())
+  }
+
+  async listNamespaces(ctx: CallContext, query: NamespaceQuery = {}): Promise<string[][]> {
+    const tenant = scopedTenant(ctx)
+    if (!isPlainObject(query)) throw bad('listNamespaces needs an object')
+    const range = prefixRange(checkNamespace('namespace prefix', query.prefix ?? [], 0))
+    const depth = checkInt('max depth', query.maxDepth, 1, MAX_LABELS, 0)
+    const limit = checkInt('limit', query.limit, 1, MAX_LIMIT, 100)
+    const offset = checkInt('offset', query.offset, 0, Number.MAX_SAFE_INTEGER, 0)
+    const rows = this.db
+      .prepare(
+        `SELECT DISTINCT ${TRUNCATE_FN}(namespace, ?) AS ns FROM store_items
+         WHERE tenant = ?${range.sql} AND ${LIVE} ORDER BY ns LIMIT ? OFFSET ?`,
+      )
+      .all(depth, tenant, ...range.args, new Date().toISOString(), limit, offset) as { ns: string }[]
+    return rows.map((r) => decodeNamespace(r.ns))
+  }
+
+  async sweepExpired(nowMs: number = Date.now()): Promise<number> {
+    return this.db
+      .prepare('DELETE FROM store_items WHERE expires_at IS NOT NULL AND expires_at <= ?')
+      .run(new Date(nowMs).toISOString()).changes
+  }
+}
