@@ -1,6 +1,7 @@
 /**
- * The code-agent contract (SPEC "Code agents"). The run engine that executes these lands with
- * durable runs; until then an Agent manifest is refused as not supported yet.
+ * The code-agent contract (SPEC "Code agents"): what an agent module's `run` receives. The run
+ * engine (src/runs/) implements AgentContext; `llm` and `a2a` agents are AgentDefinitions built
+ * from their manifests, so all three types run through the same engine and journal.
  */
 
 export interface AgentEvent {
@@ -8,15 +9,86 @@ export interface AgentEvent {
   [key: string]: unknown
 }
 
+/** An MCP CallToolResult as the upstream returned it (content, structuredContent, isError). */
+export interface ToolResult {
+  content?: unknown[]
+  structuredContent?: unknown
+  isError?: boolean
+  [key: string]: unknown
+}
+
+/** A tool the run may call: its exposed name (`{connector}__{tool}`) and MCP definition. */
+export interface ToolInfo {
+  name: string
+  description?: string
+  inputSchema: Record<string, unknown>
+}
+
+/** Model usage, recorded on the run (and counted by budgets once policy lands). */
+export interface Usage {
+  model: string
+  promptTokens: number
+  completionTokens: number
+}
+
+export interface MemoryItem {
+  namespace: string[]
+  key: string
+  value: Record<string, unknown>
+  createdAt: string
+  updatedAt: string
+  expiresAt?: string
+}
+
+/** Long-term memory (`/v1/store`), tenant-scoped; namespaces are arrays of labels. */
+export interface Memory {
+  put(
+    namespace: string[],
+    key: string,
+    value: Record<string, unknown>,
+    opts?: { ttlSeconds?: number },
+  ): Promise<void>
+  get(namespace: string[], key: string): Promise<MemoryItem | undefined>
+  search(
+    namespacePrefix: string[],
+    opts?: { filter?: Record<string, unknown>; limit?: number; offset?: number },
+  ): Promise<MemoryItem[]>
+  delete(namespace: string[], key: string): Promise<boolean>
+}
+
+export interface StepInfo {
+  /** `{runId}:{stepKey}`: the same on every retry of this step; pass it to side effects so they can deduplicate. */
+  idempotencyKey: string
+  /** 1 on the first execution, more when the process died while the step was in flight. */
+  attempt: number
+}
+
 export interface AgentContext {
-  /** Calls a tool through the full pipeline; journaled. */
-  callTool(tool: string, args: Record<string, unknown>): Promise<unknown>
-  /** Runs `fn` once per run; on replay its recorded result is returned. */
-  step<T>(name: string, fn: () => Promise<T> | T): Promise<T>
-  /** Streams an event to clients of the run. */
+  readonly runId: string
+  readonly agent: string
+  readonly threadId?: string
+  /**
+   * Calls a tool (`{connector}__{tool}`) through the full pipeline, acting for the run's caller;
+   * journaled. Resolves with the tool's result (also when `isError`); rejects when the gateway
+   * refuses the call (unknown tool, policy, upstream down).
+   */
+  callTool(tool: string, args: Record<string, unknown>): Promise<ToolResult>
+  /** The tools this run may call. */
+  listTools(): Promise<ToolInfo[]>
+  /** Runs `fn` once per run; on replay its recorded result is returned. Results must be JSON. */
+  step<T>(name: string, fn: (info: StepInfo) => Promise<T> | T): Promise<T>
+  /** Streams an event to clients of the run (deduplicated on replay). */
   emit(event: AgentEvent): void
-  /** Pauses the run durably until it is resumed with a value. */
+  /** Pauses the run durably until `POST /v1/runs/{id}/resume {value}`; resolves with that value. */
   interrupt<T = unknown>(payload: unknown): Promise<T>
+  /** The thread's state as this run sees it (a run without a thread has its own). */
+  readonly state: Readonly<Record<string, unknown>>
+  /** Shallow-merges `patch` into the thread state; journaled. */
+  setState(patch: Record<string, unknown>): Promise<void>
+  /** Records model usage on the run. */
+  recordUsage(usage: Usage): void
+  readonly memory: Memory
+  /** Aborted when the run is cancelled or the process drains. */
   readonly signal: AbortSignal
 }
 
