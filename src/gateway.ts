@@ -10,6 +10,7 @@ import { adminRoutes } from './http/routes/admin.js'
 import type { RouteDeps } from './http/routes/deps.js'
 import { mcpRoutes } from './http/routes/mcp.js'
 import { observeRoutes } from './http/routes/observe.js'
+import { storeRoutes } from './http/routes/store.js'
 import { systemRoutes } from './http/routes/system.js'
 import { Router, type Route } from './http/router.js'
 import { createHttpServer } from './http/server.js'
@@ -31,6 +32,22 @@ import {
 } from './pipeline/stages.js'
 import { compose } from './pipeline/types.js'
 import { Registry } from './registry.js'
+import { llmAgent } from './agents/llm.js'
+import { a2aAgent } from './agents/a2a.js'
+import type { ToolInfo, ToolResult } from './agents/define.js'
+import { runRoutes } from './http/routes/runs.js'
+import { AgentCatalog } from './runs/agents.js'
+import { memoryFor } from './runs/context.js'
+import { RunEngine } from './runs/engine.js'
+import { AgentTools } from './runs/mcp-tools.js'
+import { McpTasks } from './runs/mcp-tasks.js'
+import { EventHub } from './runs/hub.js'
+import { RunService, runView } from './runs/service.js'
+import { sealWebhookSecret, WebhookSender, webhookTenantSecret } from './runs/webhooks.js'
+import { UpstreamRpcError } from './upstream/rpc.js'
+import type { CallContext } from './context.js'
+import type { RunRecord } from './store/runs.js'
+import { randomUUID } from 'node:crypto'
 import { openSqliteStore } from './store/sqlite/index.js'
 import type { ResourceRecord, Store } from './store/types.js'
 import { AuditWriter } from './telemetry/audit.js'
@@ -101,6 +118,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     onListChanged: (tenant, kind) => ingress.listChanged(tenant, kind),
     onUpstreamNotification: (tenant, _c, method, params) =>
       ingress?.upstreamNotification(tenant, method, params),
+    // Built below; the registry only lists tools after the first reload.
+    agentTools: (tenant, server) => agentTools.list(tenant, server),
   })
   const callTool = compose(
     [
@@ -111,9 +130,117 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     ],
     executeUpstream,
   )
-  const ingress = new McpIngress({ registry, logger, callTool, maxBodyBytes: config.maxBodyBytes })
 
-  const reload = async () => registry.load(await store.resources.list(op, undefined, { allTenants: true }))
+  // Durable runs: agents call tools through the same pipeline as every other ingress.
+  const runToolCall = async (
+    ctx: CallContext,
+    name: string,
+    args: Record<string, unknown>,
+    meta: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<ToolResult> => {
+    const tool = (await registry.toolIndex(ctx.tenant)).tools.get(name)
+    if (!tool) {
+      const down = registry.unavailableFor(ctx.tenant, undefined, name)
+      throw down
+        ? new GatewayError(
+            'upstream_unavailable',
+            `connector ${down.name} is unavailable: ${down.lastError ?? down.status}`,
+          )
+        : new GatewayError('not_found', `unknown tool ${name}`)
+    }
+    try {
+      return (await callTool({ ctx, tool, args, extra: { _meta: meta }, headers: {}, signal })) as ToolResult
+    } catch (err) {
+      if (err instanceof UpstreamRpcError) throw new GatewayError('upstream_error', `${name}: ${err.message}`)
+      throw err
+    }
+  }
+  const listTools = async (ctx: CallContext): Promise<ToolInfo[]> =>
+    [...(await registry.toolIndex(ctx.tenant)).tools.values()].map((t) => ({
+      name: t.exposed,
+      ...(typeof t.def.description === 'string' ? { description: t.def.description } : {}),
+      inputSchema: (t.def.inputSchema as Record<string, unknown> | undefined) ?? { type: 'object' },
+    }))
+  const hub = new EventHub()
+  const catalog = new AgentCatalog({ secrets, logger, builders: { llm: llmAgent, a2a: a2aAgent } })
+  const webhooks = new WebhookSender({
+    outbox: store.webhooks,
+    masterKey,
+    logger,
+    allowPrivateNetwork: config.allowPrivateNetwork,
+  })
+  /** Every run that ends (worker, cancel, multitask): an audit row, and its webhook if it asked for one. */
+  const onTerminal = (run: RunRecord): void => {
+    void audit.write({
+      id: randomUUID(),
+      tenant: run.tenant,
+      at: new Date().toISOString(),
+      principal: run.owner,
+      principalKind: run.owner.split(':')[0] ?? 'unknown',
+      action: 'run.end',
+      target: `${run.agent}/${run.id}`,
+      outcome: run.status === 'succeeded' ? 'ok' : run.status === 'cancelled' ? 'cancelled' : 'error',
+      ...(run.error ? { errorCode: run.error.code } : {}),
+      requestId: run.id,
+    })
+    if (!run.webhook) return
+    void (async () => {
+      const hook = await store.runs.webhookOf(run.id)
+      if (!hook) return
+      await webhooks.enqueue(systemContext(run.tenant), {
+        id: `whd_run_${run.id}`,
+        url: hook.url,
+        runId: run.id,
+        payload: runView(run),
+        ...(hook.secret ? { secret: { sealed: hook.secret } } : {}),
+      })
+    })().catch((err: unknown) => logger.error({ err, run: run.id }, 'cannot enqueue run webhook'))
+  }
+  const engine = new RunEngine({
+    store: store.runs,
+    catalog,
+    logger,
+    telemetry,
+    concurrency: config.runConcurrency,
+    leaseMs: config.runLeaseMs,
+    pollMs: config.runPollMs,
+    published: (id) => hub.publish(id),
+    onTerminal: (run) => onTerminal(run),
+    host: { callTool: runToolCall, listTools, memory: (ctx) => memoryFor(store.memory, ctx) },
+  })
+  const runs = new RunService({
+    store: store.runs,
+    catalog,
+    engine,
+    hub,
+    audit,
+    logger,
+    heartbeatMs: config.streamHeartbeatMs,
+    onTerminal,
+    pollMs: config.runPollMs,
+    webhooks: {
+      check: async (url) => {
+        webhooks.validateUrl(url)
+      },
+      sealSecret: (secret) => sealWebhookSecret(masterKey, secret),
+    },
+  })
+
+  const agentTools = new AgentTools(catalog, runs)
+  const ingress = new McpIngress({
+    registry,
+    logger,
+    callTool,
+    maxBodyBytes: config.maxBodyBytes,
+    tasks: new McpTasks(runs),
+  })
+
+  const reload = async () => {
+    const resources = await store.resources.list(op, undefined, { allTenants: true })
+    catalog.load(resources)
+    await registry.load(resources)
+  }
   if (config.manifests.length) {
     const sources = config.manifests.flatMap((m) => readManifestPath(m))
     await applyManifests(op, store, sources)
@@ -146,6 +273,13 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     ...mcpRoutes({ ingress, registry }),
     ...adminRoutes(deps),
     ...observeRoutes(deps),
+    ...storeRoutes(deps),
+    ...runRoutes({
+      runs,
+      store: store.runs,
+      catalog,
+      webhookSecret: (tenant) => webhookTenantSecret(masterKey, tenant),
+    }),
   ])
   const server = createHttpServer({
     router,
@@ -172,6 +306,13 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
       `cannot listen on ${config.host}:${config.port}: ${err.code ?? err.message}`,
     )
   })
+  engine.start()
+  webhooks.start()
+  // Expired memory items are invisible at once; this only reclaims their space.
+  const sweeper = setInterval(() => {
+    store.memory.sweepExpired().catch((err: unknown) => logger.error({ err }, 'memory sweep failed'))
+  }, 60_000)
+  sweeper.unref()
   ready = true
   const port = (server.address() as AddressInfo).port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
@@ -193,6 +334,11 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
         ready = false
         const stopped = new Promise<void>((r) => server.close(() => r()))
         await ingress.close()
+        runs.close()
+        clearInterval(sweeper)
+        // Running agents reach a step boundary and give their leases back before upstreams stop.
+        await engine.drain(config.drainTimeoutMs)
+        await webhooks.close()
         // In-flight requests get a grace period; keep-alive connections are closed as they go idle.
         const sweep = setInterval(() => server.closeIdleConnections(), 50)
         server.closeIdleConnections()

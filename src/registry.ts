@@ -6,15 +6,25 @@ import type { Metrics } from './telemetry/metrics.js'
 import { UpstreamConnection, type ListKind } from './upstream/connection.js'
 import { exposedName, passes } from './upstream/filter.js'
 import type { JsonObject } from './upstream/rpc.js'
+import type { ToolCall } from './pipeline/types.js'
 import type { SecretResolver } from './vault/secrets.js'
+
+/** Where a tool lives: an upstream connection, or the gateway itself (agents). */
+export interface ToolHost {
+  readonly name: string
+  readonly tenant: string
+  request: UpstreamConnection['request']
+}
 
 /** A tool as a caller sees it, and where it really lives. */
 export interface ExposedTool {
   exposed: string
-  connection: UpstreamConnection
+  connection: ToolHost
   /** The upstream's own name for it. */
   name: string
   def: JsonObject
+  /** Set for tools the gateway runs itself (agents): the pipeline's last step calls this instead of an upstream. */
+  invoke?(call: ToolCall): Promise<JsonObject>
 }
 
 export interface ExposedPrompt {
@@ -41,6 +51,8 @@ export interface RegistryOptions {
   timeoutMs: number
   /** A tenant's aggregated lists changed: ingress tells its connected clients. */
   onListChanged(tenant: string, kind: ListKind): void
+  /** Tools the gateway serves itself (agents as `agents__{name}`) for a tenant or one virtual server. */
+  agentTools?(tenant: string, server: ServerSpec | undefined): Promise<ExposedTool[]>
   /** Connection-level upstream notifications (e.g. resources/updated). */
   onUpstreamNotification?(
     tenant: string,
@@ -273,6 +285,14 @@ export class Registry {
           continue
         }
         tools.set(exposed, { exposed, connection: conn, name, def: { ...def, name: exposed } })
+      }
+    }
+    if (this.opts.agentTools) {
+      const spec = server ? this.servers.get(key(tenant, server))?.spec : undefined
+      try {
+        for (const t of await this.opts.agentTools(tenant, spec)) tools.set(t.exposed, t)
+      } catch (err) {
+        problems.push({ connector: 'agents', message: (err as Error).message })
       }
     }
     return { tools, problems }

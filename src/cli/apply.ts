@@ -39,9 +39,16 @@ export async function runApply(argv: string[]): Promise<number> {
   return 0
 }
 
-/** Resolves a stdio connector's cwd on this machine before the document leaves it. */
+/** Resolves a stdio connector's cwd and a code agent's module on this machine before the document leaves it. */
 function withLocalPaths(doc: unknown, baseDir: string | undefined): unknown {
-  const d = doc as { kind?: string; spec?: { transport?: string; cwd?: string } }
-  if (!baseDir || d?.kind !== 'Connector' || d.spec?.transport !== 'stdio') return doc
-  return { ...d, spec: { ...d.spec, cwd: resolveFrom(baseDir, d.spec.cwd ?? '.') } }
+  const d = doc as {
+    kind?: string
+    spec?: { transport?: string; cwd?: string; type?: string; module?: unknown }
+  }
+  if (!baseDir || !d?.spec) return doc
+  if (d.kind === 'Connector' && d.spec.transport === 'stdio')
+    return { ...d, spec: { ...d.spec, cwd: resolveFrom(baseDir, d.spec.cwd ?? '.') } }
+  if (d.kind === 'Agent' && d.spec.type === 'code' && typeof d.spec.module === 'string')
+    return { ...d, spec: { ...d.spec, module: resolveFrom(baseDir, d.spec.module) } }
+  return doc
 }

@@ -25,7 +25,7 @@ export async function applyManifests(
   sources: ManifestSource[],
   { dryRun = false }: ApplyOptions = {},
 ): Promise<AppliedResource[]> {
-  const existing = await store.resources.list(ctx, 'Connector', { allTenants: ctx.operator })
+  const existing = await store.resources.list(ctx, undefined, { allTenants: ctx.operator })
   const { resources, issues } = validateManifests(ctx, sources, existing)
   if (issues.length) throw manifestError(issues)
   if (dryRun) {

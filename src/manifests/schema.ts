@@ -109,19 +109,85 @@ const ServerConnectorRef = z.union([
 export const ServerSpecSchema = z
   .object({
     description: z.string().optional(),
-    connectors: z.array(ServerConnectorRef).min(1, 'a server selects at least one connector'),
+    connectors: z.array(ServerConnectorRef).default([]),
+    /** Agents this server exposes as `agents__{name}` (the tenant-wide /mcp exposes them all). */
+    agents: z.array(Name).optional(),
     /** Filter on exposed tool names, after each connector's own filter. */
     tools: ToolFilterSchema.optional(),
   })
   .strict()
+  .refine((s) => s.connectors.length > 0 || (s.agents?.length ?? 0) > 0, {
+    message: 'a server selects at least one connector or agent',
+    path: ['connectors'],
+  })
 
 export const TenantSpecSchema = z
   .object({ display_name: z.string().max(200).optional() })
   .strict()
   .default({})
 
-export const SUPPORTED_KINDS = ['Tenant', 'Connector', 'Server'] as const
-export const LATER_KINDS = ['Agent', 'Policy', 'Schedule', 'Bot'] as const
+/** JSON Schema of an agent's input: an object schema (checked again when a run is created). */
+const InputSchema = z
+  .record(z.string(), z.unknown())
+  .refine((s) => s.type === undefined || s.type === 'object', 'must be a JSON Schema with type: object')
+
+const AgentBase = {
+  description: z.string().max(2000).optional(),
+  input: InputSchema.optional(),
+}
+
+/** Which tools an llm or a2a agent may call: whole connectors and/or exposed tool names. */
+const AgentToolsSchema = z
+  .object({
+    connectors: z.array(Name).optional(),
+    allow: z.array(z.string().min(1)).optional(),
+    deny: z.array(z.string().min(1)).optional(),
+  })
+  .strict()
+
+export const CodeAgentSchema = z
+  .object({
+    ...AgentBase,
+    type: z.literal('code'),
+    /** `.js`, `.mjs` or `.ts`; relative to the manifest file (absolute when applied through the API). */
+    module: z.string().min(1),
+  })
+  .strict()
+
+export const LlmAgentSchema = z
+  .object({
+    ...AgentBase,
+    type: z.literal('llm'),
+    /** An OpenAI-compatible Chat Completions base URL, e.g. https://api.openai.com/v1. */
+    base_url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }),
+    model: z.string().min(1),
+    api_key: SecretOnly.optional(),
+    system: z.string().max(100_000).optional(),
+    tools: AgentToolsSchema.optional(),
+    max_steps: z.number().int().positive().max(100).default(8),
+    temperature: z.number().min(0).max(2).optional(),
+    max_tokens: z.number().int().positive().optional(),
+  })
+  .strict()
+
+export const A2aAgentSchema = z
+  .object({
+    ...AgentBase,
+    type: z.literal('a2a'),
+    /** The remote agent's base URL or the URL of its agent card. */
+    url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }),
+    headers: z.record(z.string(), SecretField).optional(),
+    timeout_ms: z.number().int().positive().max(86_400_000).optional(),
+  })
+  .strict()
+
+/** Agents appear on /mcp as `agents__{name}`; no connector may use this prefix. */
+export const AGENT_PREFIX = 'agents'
+
+export const AgentSpecSchema = z.discriminatedUnion('type', [CodeAgentSchema, LlmAgentSchema, A2aAgentSchema])
+
+export const SUPPORTED_KINDS = ['Tenant', 'Connector', 'Server', 'Agent'] as const
+export const LATER_KINDS = ['Policy', 'Schedule', 'Bot'] as const
 
 export const MetadataSchema = z
   .object({
@@ -146,9 +212,14 @@ export type HttpConnectorSpec = z.infer<typeof HttpConnectorSchema>
 export type ServerSpec = z.infer<typeof ServerSpecSchema>
 export type TenantSpec = z.infer<typeof TenantSpecSchema>
 export type ToolFilter = z.infer<typeof ToolFilterSchema>
+export type AgentSpec = z.infer<typeof AgentSpecSchema>
+export type CodeAgentSpec = z.infer<typeof CodeAgentSchema>
+export type LlmAgentSpec = z.infer<typeof LlmAgentSchema>
+export type A2aAgentSpec = z.infer<typeof A2aAgentSchema>
 
 export const SPEC_SCHEMAS = {
   Tenant: TenantSpecSchema,
   Connector: ConnectorSpecSchema,
   Server: ServerSpecSchema,
+  Agent: AgentSpecSchema,
 } as const

@@ -1,3 +1,5 @@
+import { existsSync, statSync } from 'node:fs'
+import { isAbsolute } from 'node:path'
 import type { CallContext } from '../context.js'
 import type { ResourceInput, ResourceKind, ResourceRecord } from '../store/types.js'
 import { resolveFrom, type ManifestIssue, type ManifestSource } from './parse.js'
@@ -6,6 +8,8 @@ import {
   LATER_KINDS,
   SPEC_SCHEMAS,
   SUPPORTED_KINDS,
+  AGENT_PREFIX,
+  type AgentSpec,
   type ConnectorSpec,
   type ServerSpec,
 } from './schema.js'
@@ -77,11 +81,30 @@ export function validateManifests(
     seen.set(key, src.origin)
     let spec: unknown = parsed.data
     if (kind === 'Connector') spec = withResolvedPaths(parsed.data as ConnectorSpec, src.baseDir)
+    if (kind === 'Agent') {
+      const agent = parsed.data as AgentSpec
+      if (agent.type === 'code') {
+        const module = resolveFrom(src.baseDir, agent.module)
+        const problem = checkModulePath(module)
+        if (problem) add(src.origin, ['spec', 'module'], problem)
+        spec = { ...agent, module }
+      }
+    }
     resources.push({ kind: kind as ResourceKind, tenant, name: metadata.name, spec })
   }
   checkReferences(sources, resources, existing, issues)
   checkToolNameLength(sources, resources, issues)
   return { resources, issues }
+}
+
+/** A code agent's module must be an existing .js/.mjs/.cjs/.ts/.mts file at an absolute path. */
+function checkModulePath(module: string): string | undefined {
+  if (!isAbsolute(module))
+    return `module ${module} must be an absolute path when applied through the API (gatehouse apply -f resolves it against the manifest file)`
+  if (!/\.(m?js|cjs|m?ts)$/.test(module))
+    return `module ${module} must be a .js, .mjs, .cjs, .ts or .mts file`
+  if (!existsSync(module) || !statSync(module).isFile()) return `module ${module} does not exist`
+  return undefined
 }
 
 /** A stdio connector's cwd (default: the manifest's directory) resolves against the manifest file. */
@@ -97,11 +120,22 @@ function checkReferences(
   issues: ManifestIssue[],
 ): void {
   const connectors = new Set<string>()
-  for (const r of [...existing, ...resources])
+  const agents = new Set<string>()
+  for (const r of [...existing, ...resources]) {
     if (r.kind === 'Connector') connectors.add(`${r.tenant}/${r.name}`)
+    if (r.kind === 'Agent') agents.add(`${r.tenant}/${r.name}`)
+  }
   resources.forEach((r) => {
     if (r.kind !== 'Server') return
     const origin = originOf(sources, resources, r)
+    ;((r.spec as ServerSpec).agents ?? []).forEach((a, i) => {
+      if (!agents.has(`${r.tenant}/${a}`))
+        issues.push({
+          document: origin,
+          path: `spec.agents[${i}]`,
+          message: `agent ${a} does not exist in tenant ${r.tenant}`,
+        })
+    })
     ;(r.spec as ServerSpec).connectors.forEach((c, i) => {
       const name = typeof c === 'string' ? c : c.name
       if (!connectors.has(`${r.tenant}/${name}`)) {
@@ -124,6 +158,13 @@ function checkToolNameLength(
   for (const r of resources) {
     if (r.kind !== 'Connector') continue
     const prefix = (r.spec as ConnectorSpec).prefix ?? r.name
+    if (prefix === AGENT_PREFIX) {
+      issues.push({
+        document: originOf(sources, resources, r),
+        path: 'spec.prefix',
+        message: `prefix "${AGENT_PREFIX}" is reserved: agents appear as ${AGENT_PREFIX}__{name}; set another prefix`,
+      })
+    }
     if (prefix.length > 40) {
       issues.push({
         document: originOf(sources, resources, r),

@@ -7,7 +7,14 @@ import type { Registry } from '../registry.js'
 import { Cancellation } from '../upstream/cancel.js'
 import type { CallHooks, JsonObject } from '../upstream/rpc.js'
 import type { MemoryEventStore } from './event-store.js'
-import { dispatchToolCall, GATEWAY_INFO, missingTool, ownerOf, type Scope } from './handlers.js'
+import {
+  dispatchToolCall,
+  envelopeCanElicit,
+  GATEWAY_INFO,
+  missingTool,
+  ownerOf,
+  type Scope,
+} from './handlers.js'
 import type { Parking } from './parking.js'
 
 const MODERN = '2026-07-28'
@@ -56,8 +63,10 @@ function asToolCall(body: unknown): CallRequest | undefined {
   const m = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown }
   if (m.jsonrpc !== '2.0' || m.method !== 'tools/call') return undefined
   if (typeof m.id !== 'string' && typeof m.id !== 'number') return undefined
-  const p = m.params as { name?: unknown; arguments?: unknown } | undefined
+  const p = m.params as { name?: unknown; arguments?: unknown; task?: unknown } | undefined
   if (!p || typeof p !== 'object' || Array.isArray(p) || typeof p.name !== 'string') return undefined
+  // Task-augmented calls take the SDK path, where tasks are handled.
+  if (p.task !== undefined) return undefined
   if (
     p.arguments !== undefined &&
     (typeof p.arguments !== 'object' || p.arguments === null || Array.isArray(p.arguments))
@@ -168,6 +177,8 @@ export class FastPath {
             inputResponses: call.params.inputResponses as Record<string, unknown> | undefined,
             hooks: modern ? {} : reply.hooks(),
             signal: ac,
+            // Legacy sessions on this path declared no elicitation (else they take the SDK path).
+            canElicit: modern && envelopeCanElicit(call.params._meta as Record<string, unknown> | undefined),
           })
         : missingTool(this.opts.registry, scope, call.name)
       message = { jsonrpc: '2.0', id: call.id, result: modern ? stampModern(result) : result }

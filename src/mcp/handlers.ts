@@ -26,8 +26,23 @@ export interface HandlerDeps {
   callTool(call: ToolCall): Promise<JsonObject>
   /** Pauses 2025-upstream calls whose pushed requests a 2026 client must answer. */
   parking: Parking
+  /** MCP tasks over durable runs (2025-11-25 sessions); absent: no tasks capability. */
+  tasks?: TaskHandlers
   /** Resource subscriptions of a 2025 session, for resources/updated fan-out. */
   subscriptions?: { add(uri: string): void; remove(uri: string): void }
+}
+
+/** tasks/get, tasks/result, tasks/cancel, tasks/list; failures carry a JSON-RPC `code`. */
+export interface TaskHandlers {
+  get(ctx: CallContext, taskId: unknown): Promise<JsonObject>
+  cancel(ctx: CallContext, taskId: unknown): Promise<JsonObject>
+  list(ctx: CallContext, cursor: unknown): Promise<JsonObject>
+  result(
+    ctx: CallContext,
+    taskId: unknown,
+    ask: ((method: string, params: JsonObject) => Promise<unknown>) | undefined,
+    signal: AbortSignal,
+  ): Promise<JsonObject>
 }
 
 /** Who may continue a session or a paused call: the same principal in the same tenant. */
@@ -129,6 +144,16 @@ export interface ToolCallRequest {
   /** How progress, logs and pushed requests reach this caller. */
   hooks: CallHooks
   signal: CancelSignal | undefined
+  /** The caller declared form elicitation (its session's capabilities, or the 2026 request envelope). */
+  canElicit: boolean
+  /** The `task` param of a task-augmented call (2025-11-25). */
+  task?: JsonObject
+}
+
+/** A 2026 request declares its client's capabilities in `_meta`. */
+export function envelopeCanElicit(meta: Record<string, unknown> | undefined): boolean {
+  const caps = meta?.['io.modelcontextprotocol/clientCapabilities'] as { elicitation?: unknown } | undefined
+  return Boolean(caps?.elicitation)
 }
 
 /**
@@ -152,6 +177,8 @@ export async function dispatchToolCall(
       extra,
       relay,
       ...(signal ? { signal } : {}),
+      canElicit: r.canElicit,
+      ...(r.task ? { task: r.task } : {}),
       headers: {},
     })
   const state = r.requestState
@@ -188,6 +215,7 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
       prompts: { listChanged: true },
       logging: {},
       completions: {},
+      ...(deps.tasks ? { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } } : {}),
     },
     instructions: `Gatehouse gateway${scope.server ? ` (server ${scope.server})` : ''}: tools are named {connector}__{tool}.`,
   })
@@ -204,6 +232,12 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
     const tool = (await registry.toolIndex(scope.tenant, scope.server)).tools.get(exposed)
     if (!tool) return missingTool(registry, scope, exposed) as never
     const modern = ctx.mcpReq.envelope !== undefined
+    const task = (req.params as { task?: JsonObject }).task
+    if (task !== undefined && (!tool.invoke || !deps.tasks))
+      throw new ProtocolError(
+        ProtocolErrorCode.MethodNotFound,
+        `tool ${exposed} does not support task-augmented calls`,
+      )
     return (await dispatchToolCall(deps, {
       ctx: callContextOf(ctx),
       tool,
@@ -214,8 +248,13 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
       inputResponses: ctx.mcpReq.inputResponses,
       hooks: relayHooks(ctx, modern),
       signal: ctx.mcpReq.signal,
+      canElicit: modern
+        ? envelopeCanElicit(req.params._meta as Record<string, unknown> | undefined)
+        : Boolean(server.getClientCapabilities()?.elicitation),
+      ...(task !== undefined && !modern ? { task } : {}),
     })) as never
   })
+  if (deps.tasks) registerTaskHandlers(server, deps.tasks)
 
   server.setRequestHandler('resources/list', async () => ({ resources: (await resources.list()) as never }))
   server.setRequestHandler('resources/templates/list', async () => ({
@@ -262,6 +301,51 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
   })
 
   return server
+}
+
+/** tasks/* for 2025-11-25 sessions (the 2026 revision moved tasks into an extension; not served yet). */
+function registerTaskHandlers(server: Server, tasks: TaskHandlers): void {
+  const guard = async (fn: () => Promise<JsonObject>): Promise<never> => {
+    try {
+      return (await fn()) as never
+    } catch (err) {
+      const code = (err as { code?: unknown }).code
+      if (typeof code === 'number') throw new ProtocolError(code, (err as Error).message)
+      if (err instanceof GatewayError && err.code !== 'internal')
+        throw new ProtocolError(ProtocolErrorCode.InvalidParams, err.message)
+      throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error')
+    }
+  }
+  const params = (req: unknown) => ((req as { params?: JsonObject }).params ?? {}) as JsonObject
+  server.setRequestHandler(
+    'tasks/get' as never,
+    (async (req: unknown, ctx: ServerContext) =>
+      guard(() => tasks.get(callContextOf(ctx), params(req).taskId))) as never,
+  )
+  server.setRequestHandler(
+    'tasks/cancel' as never,
+    (async (req: unknown, ctx: ServerContext) =>
+      guard(() => tasks.cancel(callContextOf(ctx), params(req).taskId))) as never,
+  )
+  server.setRequestHandler(
+    'tasks/list' as never,
+    (async (req: unknown, ctx: ServerContext) =>
+      guard(() => tasks.list(callContextOf(ctx), params(req).cursor))) as never,
+  )
+  server.setRequestHandler(
+    'tasks/result' as never,
+    (async (req: unknown, ctx: ServerContext) =>
+      guard(() =>
+        tasks.result(
+          callContextOf(ctx),
+          params(req).taskId,
+          server.getClientCapabilities()?.elicitation
+            ? (method, p) => ctx.mcpReq.send({ method, params: p } as never, { signal: ctx.mcpReq.signal })
+            : undefined,
+          ctx.mcpReq.signal,
+        ),
+      )) as never,
+  )
 }
 
 /** Relays a request to one upstream as-is, mapping its errors to protocol errors. */

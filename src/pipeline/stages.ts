@@ -141,6 +141,7 @@ export function credentialStage(broker: CredentialBroker): Stage {
 /** The terminal step: the upstream call itself, with upstream faults mapped to gateway errors. */
 export async function executeUpstream(call: ToolCall): Promise<JsonObject> {
   const { tool } = call
+  if (tool.invoke) return tool.invoke(call)
   try {
     // Trace context also travels in `_meta` (the MCP convention), so stdio upstreams see it too.
     const meta = call.headers.traceparent

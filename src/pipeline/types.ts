@@ -15,6 +15,10 @@ export interface ToolCall {
   /** Progress, logs and server→client requests from the upstream, relayed to the caller. */
   readonly relay?: CallHooks
   readonly signal?: CancelSignal
+  /** The caller can answer form elicitations (declared the capability). */
+  readonly canElicit?: boolean
+  /** The `task` param of a task-augmented call (MCP 2025-11-25 tasks); only gateway-run tools accept it. */
+  readonly task?: JsonObject
   /** Headers for the upstream request (traceparent from the trace stage, credentials from the broker). */
   readonly headers: Record<string, string>
   /** The span of this call, once the trace stage opened it. */

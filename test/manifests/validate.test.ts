@@ -1,3 +1,4 @@
+import { relative, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createContext, systemContext } from '../../src/context.js'
 import { parseManifestText } from '../../src/manifests/parse.js'
@@ -114,9 +115,9 @@ spec: { transport: http, url: "http://x.invalid/mcp", auth: { type: static, toke
   it('says plainly what is not supported yet', () => {
     const later = problems(`
 apiVersion: gatehouse/v1
-kind: Agent
-metadata: { name: triage }
-spec: { type: code, module: ./a.mjs }
+kind: Policy
+metadata: { name: p }
+spec: { rules: [] }
 ---
 apiVersion: gatehouse/v1
 kind: Connector
@@ -128,9 +129,76 @@ kind: Gadget
 metadata: { name: g }
 spec: {}
 `).issues.join('\n')
-    expect(later).toMatch(/#1 kind: kind Agent is not supported yet/)
+    expect(later).toMatch(/#1 kind: kind Policy is not supported yet/)
     expect(later).toMatch(/#2 spec\.auth\.type: auth type oauth2 .* not supported yet/)
     expect(later).toMatch(/#3 kind: unknown kind Gadget/)
+  })
+
+  it('validates agents: module path and type, llm and a2a fields, agents a server selects', () => {
+    const flex = resolve('test/fixtures/agents/flex.mjs')
+    const ok = problems(`apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: flex }
+spec: { type: code, module: ${JSON.stringify(flex)} }
+---
+apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: rel }
+spec: { type: code, module: ${relative('/base', flex)} }
+`)
+    expect(ok.issues).toEqual([])
+    expect((ok.resources[1]!.spec as { module: string }).module).toBe(flex)
+    const bad = problems(`apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: a }
+spec: { type: code, module: /nowhere/agent.mjs }
+---
+apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: b }
+spec: { type: code, module: ${JSON.stringify(resolve('package.json'))} }
+---
+apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: c }
+spec: { type: llm, base_url: "ftp://x", model: m, api_key: "sk-literal", max_steps: 0 }
+---
+apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: d }
+spec: { type: a2a }
+---
+apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: e }
+spec: { type: python, module: x.py }
+---
+apiVersion: gatehouse/v1
+kind: Server
+metadata: { name: s }
+spec: { agents: [ghost] }
+---
+apiVersion: gatehouse/v1
+kind: Server
+metadata: { name: empty }
+spec: {}
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: x }
+spec: { transport: http, url: "http://127.0.0.1:1/mcp", prefix: agents }
+`).issues.join('\n')
+    expect(bad).toMatch(/#1 spec\.module: module \/nowhere\/agent\.mjs does not exist/)
+    expect(bad).toMatch(/#2 spec\.module: .*must be a \.js, \.mjs, \.cjs, \.ts or \.mts file/)
+    expect(bad).toMatch(/#3 spec\.base_url: must be an http or https URL/)
+    expect(bad).toMatch(/#3 spec\.api_key: secrets are never literal/)
+    expect(bad).toMatch(/#3 spec\.max_steps/)
+    expect(bad).not.toContain('sk-literal')
+    expect(bad).toMatch(/#4 spec\.url/)
+    expect(bad).toMatch(/#5 spec\.type/)
+    expect(bad).toMatch(/#6 spec\.agents\[0\]: agent ghost does not exist/)
+    expect(bad).toMatch(/#7 spec\.connectors: a server selects at least one connector or agent/)
+    expect(bad).toMatch(/#8 spec\.prefix: prefix "agents" is reserved/)
   })
 
   it('checks references, duplicates and the tenant a key may write', () => {
