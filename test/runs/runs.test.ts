@@ -70,6 +70,24 @@ describe('runs', () => {
     expect(rest.at(-1)!.event).toBe('end')
   })
 
+  it('keeps an idle stream alive with comments and keeps it open across an interrupt', async () => {
+    const { id } = await run({ agent: 'flex', input: { mode: 'interrupt' } })
+    let comments = 0
+    const seen = await readSse(
+      `${t.url}/v1/runs/${id}/events`,
+      { authorization: `Bearer ${ADMIN_KEY}` },
+      {
+        onComment: () => {
+          comments += 1
+          if (comments === 3) void t.api('POST', `/v1/runs/${id}/resume`, { value: 'late' })
+        },
+      },
+    )
+    expect(comments).toBeGreaterThanOrEqual(3)
+    expect(seen.map((e) => e.event)).toEqual(['status', 'status', 'interrupt', 'status', 'status', 'end'])
+    expect(seen.at(-1)!.data).toMatchObject({ status: 'succeeded', output: { answer: 'late' } })
+  })
+
   it('loads a TypeScript agent with a zod input schema and validates input against it', async () => {
     const { id } = await run({ agent: 'typed', input: { a: 2, b: 3 } })
     expect((await waitRun(id)).output).toEqual({ sum: 5 })
