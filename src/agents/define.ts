@@ -1,3 +1,5 @@
+import type { MemoryRecord } from '../store/types.js'
+
 /**
  * The code-agent contract (SPEC "Code agents"): what an agent module's `run` receives. The run
  * engine (src/runs/) implements AgentContext; `llm` and `a2a` agents are AgentDefinitions built
@@ -31,14 +33,8 @@ export interface Usage {
   completionTokens: number
 }
 
-export interface MemoryItem {
-  namespace: string[]
-  key: string
-  value: Record<string, unknown>
-  createdAt: string
-  updatedAt: string
-  expiresAt?: string
-}
+/** An item of long-term memory, as the store keeps it. */
+export type MemoryItem = MemoryRecord
 
 /** Long-term memory (`/v1/store`), tenant-scoped; namespaces are arrays of labels. */
 export interface Memory {

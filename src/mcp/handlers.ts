@@ -317,21 +317,16 @@ function registerTaskHandlers(server: Server, tasks: TaskHandlers): void {
     }
   }
   const params = (req: unknown) => ((req as { params?: JsonObject }).params ?? {}) as JsonObject
-  server.setRequestHandler(
-    'tasks/get' as never,
-    (async (req: unknown, ctx: ServerContext) =>
-      guard(() => tasks.get(callContextOf(ctx), params(req).taskId))) as never,
-  )
-  server.setRequestHandler(
-    'tasks/cancel' as never,
-    (async (req: unknown, ctx: ServerContext) =>
-      guard(() => tasks.cancel(callContextOf(ctx), params(req).taskId))) as never,
-  )
-  server.setRequestHandler(
-    'tasks/list' as never,
-    (async (req: unknown, ctx: ServerContext) =>
-      guard(() => tasks.list(callContextOf(ctx), params(req).cursor))) as never,
-  )
+  const reads: [string, (ctx: CallContext, p: JsonObject) => Promise<JsonObject>][] = [
+    ['tasks/get', (ctx, p) => tasks.get(ctx, p.taskId)],
+    ['tasks/cancel', (ctx, p) => tasks.cancel(ctx, p.taskId)],
+    ['tasks/list', (ctx, p) => tasks.list(ctx, p.cursor)],
+  ]
+  for (const [method, fn] of reads)
+    server.setRequestHandler(
+      method as never,
+      (async (req: unknown, ctx: ServerContext) => guard(() => fn(callContextOf(ctx), params(req)))) as never,
+    )
   server.setRequestHandler(
     'tasks/result' as never,
     (async (req: unknown, ctx: ServerContext) =>

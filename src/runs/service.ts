@@ -252,16 +252,6 @@ export class RunService {
   }
 
   private audit(ctx: CallContext, action: string, target: string): void {
-    void this.o.audit.write({
-      id: randomUUID(),
-      tenant: ctx.tenant,
-      at: new Date().toISOString(),
-      principal: ctx.principal.id,
-      principalKind: ctx.principal.kind,
-      action,
-      target,
-      outcome: 'ok',
-      requestId: ctx.requestId,
-    })
+    void this.o.audit.action(ctx, action, target)
   }
 }

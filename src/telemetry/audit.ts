@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto'
+import type { CallContext } from '../context.js'
 import type { Logger } from '../log.js'
 import type { AuditEvent, AuditStore } from '../store/types.js'
 import { Batcher } from './batch.js'
@@ -32,6 +34,26 @@ export class AuditWriter {
         maxBatch,
       })
     }
+  }
+
+  /** An action of the caller (admin writes, run create/cancel/resume): who, what, on which target. */
+  action(
+    ctx: CallContext,
+    action: string,
+    target: string,
+    outcome: AuditEvent['outcome'] = 'ok',
+  ): Promise<void> {
+    return this.write({
+      id: randomUUID(),
+      tenant: ctx.tenant,
+      at: new Date().toISOString(),
+      principal: ctx.principal.id,
+      principalKind: ctx.principal.kind,
+      action,
+      target,
+      outcome,
+      requestId: ctx.requestId,
+    })
   }
 
   async write(event: AuditEvent): Promise<void> {

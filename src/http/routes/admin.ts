@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
 import { generateApiKey, generateKeyId, hashApiKey } from '../../auth/api-keys.js'
 import { inTenant, ROLES, type CallContext } from '../../context.js'
@@ -62,24 +61,14 @@ function keyView(k: {
   }
 }
 
-async function auditAdmin(
+function auditAdmin(
   deps: RouteDeps,
   ctx: CallContext,
   action: string,
   target: string,
   outcome: 'ok' | 'error' = 'ok',
-) {
-  await deps.audit.write({
-    id: randomUUID(),
-    tenant: ctx.tenant,
-    at: new Date().toISOString(),
-    principal: ctx.principal.id,
-    principalKind: ctx.principal.kind,
-    action,
-    target,
-    outcome,
-    requestId: ctx.requestId,
-  })
+): Promise<void> {
+  return deps.audit.action(ctx, action, target, outcome)
 }
 
 function resourceRoutes(deps: RouteDeps, kind: ResourceKind, plural: string): Route[] {
