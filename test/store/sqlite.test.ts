@@ -6,6 +6,7 @@ import { openSqliteStore } from '../../src/store/sqlite/index.js'
 import { storeContract } from './contract.js'
 import { outboxContract } from './outbox.contract.js'
 import { memoryContract } from './memory.contract.js'
+import { runsContract } from './runs.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-store-'))
 let n = 0
@@ -16,3 +17,5 @@ storeContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' 
 memoryContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `m${n++}.db`) }))
 memoryContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }))
 outboxContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `o${n++}.db`) }))
+runsContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `r${n++}.db`) }))
+runsContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }))
