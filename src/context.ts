@@ -4,8 +4,9 @@ export type Role = 'admin' | 'member' | 'approver' | 'auditor'
 export const ROLES: readonly Role[] = ['admin', 'member', 'approver', 'auditor']
 
 /**
- * Who is calling. `service` is an API key, `user` an OIDC subject (issue 5), `agent` a run acting
- * for its caller (issue 3), `system` the gateway itself (start-up, sweepers).
+ * Who is calling. `service` is an API key (id: the key id), `user` an OIDC subject (id:
+ * `{issuer id}:{sub}`, so two issuers' subjects never collide), `agent` a run acting for its
+ * caller (id: `agent:{name}`, `onBehalfOf` the caller), `system` the gateway itself.
  */
 export interface Principal {
   readonly kind: 'user' | 'service' | 'agent' | 'system'
@@ -29,6 +30,12 @@ export interface CallContext {
   readonly principal: Principal
   readonly roles: ReadonlySet<Role>
   readonly scopes: readonly string[]
+  /**
+   * Whether `scopes` limit what the caller may reach: true for OIDC tokens (unless their issuer
+   * is configured with `requireScopes: false`) and for API keys created with scopes; false
+   * (absent) means the roles alone decide.
+   */
+  readonly scopesEnforced?: boolean
   /** The bootstrap key and the gateway itself: may act in any tenant. */
   readonly operator: boolean
   readonly requestId: string
@@ -41,6 +48,7 @@ export interface ContextInit {
   principal: Principal
   roles?: Iterable<Role>
   scopes?: readonly string[]
+  scopesEnforced?: boolean
   operator?: boolean
   requestId?: string
   trace?: TraceContext
@@ -53,6 +61,7 @@ export function createContext(init: ContextInit): CallContext {
     principal: init.principal,
     roles: new Set(init.roles ?? []),
     scopes: init.scopes ?? [],
+    ...(init.scopesEnforced ? { scopesEnforced: true } : {}),
     operator: init.operator ?? false,
     requestId: init.requestId ?? randomUUID(),
     trace: init.trace ?? {},

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { generateApiKey, hashApiKey } from './auth/api-keys.js'
-import { Authenticator } from './auth/authenticator.js'
+import { createAuth } from './auth/setup.js'
 import { parseConfig, type ConfigInput, type GatewayConfig } from './config.js'
 import { systemContext } from './context.js'
 import { GatewayError } from './errors.js'
@@ -12,6 +12,7 @@ import { mcpRoutes } from './http/routes/mcp.js'
 import { observeRoutes } from './http/routes/observe.js'
 import { storeRoutes } from './http/routes/store.js'
 import { systemRoutes } from './http/routes/system.js'
+import { oauthMetadataRoutes } from './http/routes/oauth-metadata.js'
 import { Router, type Route } from './http/router.js'
 import { createHttpServer } from './http/server.js'
 import { createLogger, type Logger } from './log.js'
@@ -20,7 +21,6 @@ import { readManifestPath } from './manifests/parse.js'
 import type { ConnectorSpec, ServerSpec } from './manifests/schema.js'
 import { McpIngress } from './mcp/ingress.js'
 import {
-  allowAll,
   credentialStage,
   executeUpstream,
   noCredentials,
@@ -36,6 +36,18 @@ import { llmAgent } from './agents/llm.js'
 import { a2aAgent } from './agents/a2a.js'
 import type { ToolInfo, ToolResult } from './agents/define.js'
 import { runRoutes } from './http/routes/runs.js'
+import { a2aRoutes } from './http/routes/a2a.js'
+import { A2aService } from './a2a/service.js'
+import { tracedA2aAgents } from './a2a/trace.js'
+import { approvalRoutes } from './http/routes/approvals.js'
+import { slackRoutes } from './http/routes/slack.js'
+import { SlackApprovals } from './policy/slack.js'
+import { ApprovalService } from './policy/approvals.js'
+import { PolicyEngine } from './policy/engine.js'
+import { Limits } from './policy/limits.js'
+import { Redactor } from './policy/redact.js'
+import type { Decision } from './policy/rules.js'
+import type { ExposedTool } from './registry.js'
 import { AgentCatalog } from './runs/agents.js'
 import { memoryFor } from './runs/context.js'
 import { RunEngine } from './runs/engine.js'
@@ -47,7 +59,8 @@ import { sealWebhookSecret, WebhookSender, webhookTenantSecret } from './runs/we
 import { UpstreamRpcError } from './upstream/rpc.js'
 import type { CallContext } from './context.js'
 import type { RunRecord } from './store/runs.js'
-import { randomUUID } from 'node:crypto'
+import { createHmac, randomUUID } from 'node:crypto'
+import { openPgStore } from './store/pg/index.js'
 import { openSqliteStore } from './store/sqlite/index.js'
 import type { ResourceRecord, Store } from './store/types.js'
 import { AuditWriter } from './telemetry/audit.js'
@@ -85,28 +98,37 @@ export interface GatewayHandle {
 export async function startGateway(options: StartOptions): Promise<GatewayHandle> {
   const config = parseConfig(options.config)
   const logger = options.logger ?? createLogger(config.logLevel)
-  if (config.databaseUrl) {
-    throw new GatewayError(
-      'not_supported',
-      'GATEHOUSE_DATABASE_URL (PostgreSQL) is not supported yet by this version; unset it to use the embedded SQLite store',
-    )
-  }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
   const masterKey = loadMasterKey(config.dataDir)
-  const store = openSqliteStore({ path: join(config.dataDir, 'gatehouse.db') })
+  // GATEHOUSE_DATABASE_URL: PostgreSQL, shared by replicas; otherwise the embedded SQLite file.
+  const store: Store = config.databaseUrl
+    ? await openPgStore({
+        url: config.databaseUrl,
+        onError: (err) => logger.warn({ err: err.message }, 'PostgreSQL connection error'),
+      })
+    : openSqliteStore({ path: join(config.dataDir, 'gatehouse.db') })
   const op = systemContext('default')
   await store.tenants.ensure(op, 'default')
   const { generatedAdminKey, adminKeyFile } = await bootstrapAdminKey(store, config)
 
   const metrics = new Metrics()
-  const telemetry = new Telemetry({ spans: store.spans, logger })
+  // Audit rows and spans never keep PII or secrets (docs/policy.md "Redaction").
+  const redactionKey = createHmac('sha256', masterKey.key).update('gatehouse/redaction').digest('hex')
+  const scrubber =
+    config.telemetryRedaction === 'off'
+      ? undefined
+      : new Redactor({ mode: config.telemetryRedaction, hashKey: redactionKey })
+  const scrub = scrubber && ((v: string) => scrubber.string(v))
+  const telemetry = new Telemetry({ spans: store.spans, logger, ...(scrub ? { redact: scrub } : {}) })
   const audit = new AuditWriter({
     store: store.audit,
     logger,
     mode: config.auditMode,
     flushMs: config.auditFlushMs,
+    ...(scrub ? { redact: scrub } : {}),
   })
-  const authenticator = new Authenticator({ keys: store.keys })
+  const auth = await createAuth({ config, store, audit, logger })
+  const authenticator = auth.authenticator
   const secrets = new SecretResolver({ masterKeys: [masterKey] })
 
   const registry = new Registry({
@@ -121,11 +143,40 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     // Built below; the registry only lists tools after the first reload.
     agentTools: (tenant, server) => agentTools.list(tenant, server),
   })
+  // Policy (docs/policy.md): rules, approvals, budgets and rate limits, redaction.
+  const approvals = new ApprovalService({
+    store: store.approvals,
+    audit,
+    logger,
+    defaultTimeoutMs: config.approvalTimeoutMs,
+    sweepMs: config.approvalSweepMs,
+    tool: async (tenant, exposed): Promise<ExposedTool | undefined> =>
+      (await registry.toolIndex(tenant)).tools.get(exposed),
+    evaluate: (ctx, tool, args): Decision => policy.evaluate(ctx, tool, args),
+  })
+  const slack = config.slack
+    ? new SlackApprovals({
+        ...(config.slack.apiUrl ? { apiUrl: config.slack.apiUrl } : {}),
+        token: requiredEnv(config.slack.tokenEnv, 'slack.tokenEnv'),
+        signingSecret: requiredEnv(config.slack.signingSecretEnv, 'slack.signingSecretEnv'),
+        channels: config.slack.channels,
+        users: config.slack.users,
+        toleranceSeconds: config.slack.toleranceSeconds,
+        logger,
+        store: store.approvals,
+      })
+    : undefined
+  slack?.attach(approvals)
+  const policy = new PolicyEngine({
+    approvals,
+    limits: new Limits({ store: store.limits, audit, prices: config.modelPrices }),
+    hashKey: redactionKey,
+  })
   const callTool = compose(
     [
       observeStage({ telemetry, metrics, audit }),
       scopeStage,
-      policyStage(options.policy ?? allowAll),
+      policyStage(options.policy ?? policy),
       credentialStage(options.credentials ?? noCredentials),
     ],
     executeUpstream,
@@ -157,13 +208,17 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     }
   }
   const listTools = async (ctx: CallContext): Promise<ToolInfo[]> =>
-    [...(await registry.toolIndex(ctx.tenant)).tools.values()].map((t) => ({
+    policy.visible(ctx, [...(await registry.toolIndex(ctx.tenant)).tools.values()]).map((t) => ({
       name: t.exposed,
       ...(typeof t.def.description === 'string' ? { description: t.def.description } : {}),
       inputSchema: (t.def.inputSchema as Record<string, unknown> | undefined) ?? { type: 'object' },
     }))
   const hub = new EventHub()
-  const catalog = new AgentCatalog({ secrets, logger, builders: { llm: llmAgent, a2a: a2aAgent } })
+  const catalog = new AgentCatalog({
+    secrets,
+    logger,
+    builders: { llm: llmAgent, a2a: tracedA2aAgents(a2aAgent, { telemetry, audit }) },
+  })
   const webhooks = new WebhookSender({
     outbox: store.webhooks,
     masterKey,
@@ -207,7 +262,13 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     pollMs: config.runPollMs,
     published: (id) => hub.publish(id),
     onTerminal: (run) => onTerminal(run),
-    host: { callTool: runToolCall, listTools, memory: (ctx) => memoryFor(store.memory, ctx) },
+    host: {
+      callTool: runToolCall,
+      listTools,
+      memory: (ctx) => memoryFor(store.memory, ctx),
+      usage: (ctx, u): Promise<void> => policy.recordUsage(ctx, u),
+      admitStep: (ctx): Promise<void> => policy.admitSpend(ctx),
+    },
   })
   const runs = new RunService({
     store: store.runs,
@@ -218,6 +279,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     logger,
     heartbeatMs: config.streamHeartbeatMs,
     onTerminal,
+    onResume: (ctx, run, value): Promise<RunRecord | undefined> => approvals.onResume(ctx, run, value),
+    admit: (ctx, agent): Promise<void> => policy.admitRunStart(ctx, agent),
     pollMs: config.runPollMs,
     webhooks: {
       check: async (url) => {
@@ -234,11 +297,14 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     callTool,
     maxBodyBytes: config.maxBodyBytes,
     tasks: new McpTasks(runs),
+    visibleTools: (ctx, tools) => policy.visible(ctx, tools),
   })
+  approvals.attachRuns(runs)
 
   const reload = async () => {
     const resources = await store.resources.list(op, undefined, { allTenants: true })
     catalog.load(resources)
+    policy.load(resources)
     await registry.load(resources)
   }
   if (config.manifests.length) {
@@ -268,8 +334,22 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
         )
     },
   }
+  const a2a = new A2aService({
+    runs,
+    store,
+    catalog,
+    webhooks,
+    masterKey,
+    audit,
+    telemetry,
+    logger,
+    heartbeatMs: config.streamHeartbeatMs,
+    ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    oidcIssuers: config.oidc.issuers.filter((i) => i.advertise).map((i) => i.issuer),
+  })
   const router = new Router([
     ...systemRoutes({ store, metrics, isReady: () => ready }),
+    ...oauthMetadataRoutes(auth.resource),
     ...mcpRoutes({ ingress, registry }),
     ...adminRoutes(deps),
     ...observeRoutes(deps),
@@ -280,10 +360,13 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
       catalog,
       webhookSecret: (tenant) => webhookTenantSecret(masterKey, tenant),
     }),
+    ...a2aRoutes(a2a),
+    ...approvalRoutes({ approvals }),
+    ...slackRoutes({ slack }),
   ])
   const server = createHttpServer({
     router,
-    authenticator,
+    auth,
     metrics,
     logger,
     maxBodyBytes: config.maxBodyBytes,
@@ -308,6 +391,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
   })
   engine.start()
   webhooks.start()
+  a2a.start()
+  approvals.start()
   // Expired memory items are invisible at once; this only reclaims their space.
   const sweeper = setInterval(() => {
     store.memory.sweepExpired().catch((err: unknown) => logger.error({ err }, 'memory sweep failed'))
@@ -316,6 +401,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
   ready = true
   const port = (server.address() as AddressInfo).port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
+  auth.resource.setListenUrl(`http://${host}:${port}`)
   logger.info({ port, host: config.host }, 'gatehouse listening')
 
   let closing: Promise<void> | undefined
@@ -335,10 +421,12 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
         const stopped = new Promise<void>((r) => server.close(() => r()))
         await ingress.close()
         runs.close()
+        await a2a.close()
         clearInterval(sweeper)
         // Running agents reach a step boundary and give their leases back before upstreams stop.
         await engine.drain(config.drainTimeoutMs)
         await webhooks.close()
+        await approvals.close()
         // In-flight requests get a grace period; keep-alive connections are closed as they go idle.
         const sweep = setInterval(() => server.closeIdleConnections(), 50)
         server.closeIdleConnections()
@@ -351,6 +439,17 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
         await store.close()
       })()),
   }
+}
+
+/** A secret the config names by environment variable; a clear error when it is not set. */
+function requiredEnv(name: string, field: string): string {
+  const v = process.env[name]
+  if (!v)
+    throw new GatewayError(
+      'bad_request',
+      `config ${field} names ${name}, which is not set in the environment`,
+    )
+  return v
 }
 
 /** GATEHOUSE_ADMIN_KEY, else DATA/admin.key, else a new key written there (mode 0600) and reported once. */

@@ -4,7 +4,7 @@ import { call, target } from './client.js'
 
 const COMMON = ['tenant', 'url', 'key']
 const SUBCOMMANDS: Record<string, readonly string[]> = {
-  create: [...COMMON, 'role', 'name', 'expires-in'],
+  create: [...COMMON, 'role', 'name', 'expires-in', 'scopes'],
   list: COMMON,
   revoke: COMMON,
 }
@@ -28,11 +28,12 @@ export async function runKeys(argv: string[]): Promise<number> {
         role: string
         revoked_at: string | null
         expires_at: string | null
+        scopes?: string[]
       }[]
     }
     for (const k of res.items) {
       process.stdout.write(
-        `${k.id}\t${k.role}\t${k.name}${k.revoked_at ? '\trevoked' : ''}${k.expires_at ? `\texpires ${k.expires_at}` : ''}\n`,
+        `${k.id}\t${k.role}\t${k.name}${k.scopes?.length ? `\tscopes ${k.scopes.join(' ')}` : ''}${k.revoked_at ? '\trevoked' : ''}${k.expires_at ? `\texpires ${k.expires_at}` : ''}\n`,
       )
     }
     return 0
@@ -50,12 +51,20 @@ async function create(
   tenant: string | undefined,
 ): Promise<number> {
   const role = one(args, 'role')
-  if (!role) throw new GatewayError('bad_request', 'keys create needs --role admin|member|approver|auditor')
+  if (!role)
+    throw new GatewayError(
+      'bad_request',
+      'keys create needs --role admin|member|approver|auditor (optional: --scopes "mcp gatehouse:admin", --expires-in SECONDS)',
+    )
   const expires = one(args, 'expires-in')
   if (expires !== undefined && !/^\d+$/.test(expires))
     throw new GatewayError('bad_request', `--expires-in takes seconds, got ${expires}`)
+  const scopes = one(args, 'scopes')
+    ?.split(/[\s,]+/)
+    .filter(Boolean)
   const body = {
     role,
+    ...(scopes?.length ? { scopes } : {}),
     ...(tenant ? { tenant } : {}),
     ...(one(args, 'name') ? { name: one(args, 'name') } : {}),
     ...(expires ? { expires_in: Number(expires) } : {}),
@@ -64,9 +73,14 @@ async function create(
     id: string
     key: string
     tenant: string
+    scopes?: string[]
+    expires_at?: string | null
   }
   process.stdout.write(
-    `id: ${res.id}\ntenant: ${res.tenant}\nkey: ${res.key}\n(the key is shown only once)\n`,
+    `id: ${res.id}\ntenant: ${res.tenant}\n` +
+      (res.scopes?.length ? `scopes: ${res.scopes.join(' ')}\n` : '') +
+      (res.expires_at ? `expires: ${res.expires_at}\n` : '') +
+      `key: ${res.key}\n(the key is shown only once)\n`,
   )
   return 0
 }

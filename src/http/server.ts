@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { Authenticator } from '../auth/authenticator.js'
-import { hasRole } from '../context.js'
+import type { RequestMeta } from '../auth/authenticator.js'
+import { AuthError } from '../auth/oidc.js'
+import { sourceOf } from '../auth/rate-limit.js'
+import type { GatewayAuth } from '../auth/setup.js'
+import { hasRole, type CallContext } from '../context.js'
 import { GatewayError, toGatewayError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../telemetry/metrics.js'
@@ -10,7 +13,8 @@ import { makeRouteRequest, type Router } from './router.js'
 
 export interface HttpServerOptions {
   router: Router
-  authenticator: Authenticator
+  /** API keys and OIDC tokens; challenges, scopes and the failed-authentication limiter. */
+  auth: GatewayAuth
   metrics: Metrics
   logger: Logger
   maxBodyBytes: number
@@ -40,12 +44,81 @@ export function sendError(res: ServerResponse, err: GatewayError): void {
   const headers: Record<string, string> = {}
   if (err.code === 'unauthenticated') headers['www-authenticate'] = 'Bearer'
   if (err.code === 'payload_too_large') headers.connection = 'close'
+  // Budgets and rate limits (policy) say when to come back.
+  const retry = (err.details as { retry_after_seconds?: unknown } | undefined)?.retry_after_seconds
+  if (err.code === 'rate_limited' && typeof retry === 'number') headers['retry-after'] = String(retry)
   sendJson(res, err.httpStatus, err.toBody(), headers)
 }
 
 /** One HTTP listener for every surface: routing, the origin guard, authentication and roles. */
 export function createHttpServer(opts: HttpServerOptions): Server {
   const guard = createOriginGuard(opts.guard)
+  const { authenticator, resource, limiter } = opts.auth
+
+  /**
+   * Authenticates the request, or answers it (401 with a challenge naming the metadata and the
+   * scope, 403 for a user Gatehouse will not admit, 429 for a source out of failed attempts) and
+   * returns undefined. Presented-but-refused credentials are audited and spend the source's
+   * budget; a request without any credentials is the normal start of an OAuth flow and does neither.
+   */
+  const authenticate = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    pathname: string,
+    route: string,
+    requestId: string,
+  ): Promise<CallContext | undefined> => {
+    const authorization = req.headers.authorization
+    const meta: RequestMeta = {
+      requestId,
+      trace: {
+        ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),
+        ...(typeof req.headers.tracestate === 'string' ? { tracestate: req.headers.tracestate } : {}),
+      },
+      audiences: resource.audiencesFor(pathname),
+    }
+    // No source failed lately (the usual case): no address lookup at all.
+    let source = authorization && limiter.active ? sourceOf(req, opts.auth.trustProxy) : ''
+    const wait = source ? limiter.retryAfterMs(source) : 0
+    if (wait > 0) {
+      // Credentials already known good still work; nothing else is even looked at.
+      const known = authenticator.cached(authorization, meta)
+      if (known) return known
+      sendJson(
+        res,
+        429,
+        new GatewayError(
+          'rate_limited',
+          'too many failed authentication attempts from this address',
+        ).toBody(),
+        { 'retry-after': String(Math.ceil(wait / 1000)) },
+      )
+      return undefined
+    }
+    try {
+      return await authenticator.authenticate(authorization, meta)
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err
+      if (err.reason !== 'missing') {
+        source ||= sourceOf(req, opts.auth.trustProxy)
+        if (limiter.fail(source))
+          opts.auth.recordFailure({ source, route, reason: 'rate_limited', requestId })
+        opts.auth.recordFailure({ source, route, reason: err.reason, requestId })
+      }
+      const headers: Record<string, string> =
+        err.code === 'unauthenticated'
+          ? {
+              'www-authenticate': resource.unauthorizedChallenge(
+                pathname,
+                err.reason === 'missing' ? undefined : { description: err.message },
+              ),
+            }
+          : {}
+      sendJson(res, err.httpStatus, err.toBody(), headers)
+      return undefined
+    }
+  }
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
     const url = new URL(req.url ?? '/', 'http://gatehouse.invalid')
     const match = opts.router.match(req.method ?? 'GET', url.pathname)
@@ -60,22 +133,28 @@ export function createHttpServer(opts: HttpServerOptions): Server {
     const requestId =
       typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID()
     res.setHeader('x-request-id', requestId)
-    const ctx =
-      route.auth === 'none'
-        ? undefined
-        : await opts.authenticator.authenticate(req.headers.authorization, {
-            requestId,
-            trace: {
-              ...(typeof req.headers.traceparent === 'string'
-                ? { traceparent: req.headers.traceparent }
-                : {}),
-              ...(typeof req.headers.tracestate === 'string' ? { tracestate: req.headers.tracestate } : {}),
-            },
-          })
-    if (ctx && route.roles && !ctx.operator && !hasRole(ctx, ...route.roles)) {
-      throw new GatewayError('forbidden', `this needs one of the roles: ${route.roles.join(', ')}`)
+    let ctx: CallContext | undefined
+    if (route.auth !== 'none') {
+      ctx = await authenticate(req, res, url.pathname, `${route.method} ${route.path}`, requestId)
+      if (!ctx) return 'auth'
+      if (route.roles && !ctx.operator && !hasRole(ctx, ...route.roles)) {
+        throw new GatewayError('forbidden', `this needs one of the roles: ${route.roles.join(', ')}`)
+      }
+      const scope = ctx.scopesEnforced ? resource.scopeFor(url.pathname) : undefined
+      if (scope && !ctx.scopes.includes(scope)) {
+        const scopes = resource.stepUpScopes(ctx, scope)
+        sendJson(
+          res,
+          403,
+          new GatewayError('forbidden', `insufficient_scope: this needs the scope ${scope}`, {
+            details: { error: 'insufficient_scope', required_scope: scope, scope: scopes.join(' ') },
+          }).toBody(),
+          { 'www-authenticate': resource.insufficientScopeChallenge(url.pathname, scopes) },
+        )
+        return 'auth'
+      }
     }
-    const rr = makeRouteRequest(req, res, url, params, ctx as NonNullable<typeof ctx>, opts.maxBodyBytes)
+    const rr = makeRouteRequest(req, res, url, params, ctx as CallContext, opts.maxBodyBytes)
     const reply = await route.handler(rr)
     if (reply) sendJson(res, reply.status ?? 200, reply.body, reply.headers)
     return `${route.method} ${route.path}`

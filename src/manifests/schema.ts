@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { compileExpression, ExpressionError, POLICY_VARIABLES } from '../policy/expr.js'
 
 /**
  * Manifest schemas (apiVersion gatehouse/v1). Parsed once at the edge; everything inward takes
@@ -186,8 +187,173 @@ export const AGENT_PREFIX = 'agents'
 
 export const AgentSpecSchema = z.discriminatedUnion('type', [CodeAgentSchema, LlmAgentSchema, A2aAgentSchema])
 
-export const SUPPORTED_KINDS = ['Tenant', 'Connector', 'Server', 'Agent'] as const
-export const LATER_KINDS = ['Policy', 'Schedule', 'Bot'] as const
+/** A duration: `90s`, `30m`, `1h`, `2d` (also `500ms`). */
+export const DurationSchema = z
+  .string()
+  .regex(/^\d{1,9}(ms|s|m|h|d)$/, 'must be a duration like 90s, 30m, 1h or 2d')
+
+export function durationMs(d: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(d)
+  if (!m) throw new Error(`invalid duration ${d}`)
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms']
+  return Number(m[1]) * unit
+}
+
+const Pattern = z.string().min(1).max(200)
+/** One pattern or a list; `*` and `?` are wildcards. */
+const Patterns = z.union([Pattern, z.array(Pattern).min(1).max(100)])
+const RoleName = z.enum(['admin', 'member', 'approver', 'auditor'])
+const Roles = z.union([RoleName, z.array(RoleName).min(1)])
+
+/** What a policy rule (or budget, rate limit) applies to. Absent fields match everything. */
+export const PolicyMatchSchema = z
+  .object({
+    /** The call's tenant (global policies only). */
+    tenant: Patterns.optional(),
+    /** A principal id, or `kind:id` (`user:alice`, `service:k1`, `agent:agent:triage`); agents also match the principal they act for. */
+    principal: Patterns.optional(),
+    role: Roles.optional(),
+    /** The agent making the call (runs), by agent name. */
+    agent: Patterns.optional(),
+    connector: Patterns.optional(),
+    /** The upstream tool name, or the exposed name `{prefix}__{tool}`. */
+    tool: Patterns.optional(),
+    /** Argument conditions: a dotted path into the arguments → the JSON value it must equal. */
+    args: z.record(z.string().min(1).max(200), z.unknown()).optional(),
+  })
+  .strict()
+
+function checkExpression(src: string, ctx: z.RefinementCtx, path: PropertyKey[]): void {
+  try {
+    compileExpression(src, POLICY_VARIABLES)
+  } catch (err) {
+    if (!(err instanceof ExpressionError)) throw err
+    ctx.addIssue({ code: 'custom', path, message: `invalid expression: ${err.message}` })
+  }
+}
+
+export const PolicyRuleSchema = z
+  .object({
+    name: z.string().min(1).max(100).optional(),
+    match: PolicyMatchSchema.default({}),
+    /** An expression over args, tool, connector, principal, roles… (docs/policy.md). */
+    when: z.string().min(1).max(2000).optional(),
+    decision: z.enum(['allow', 'deny', 'approve']),
+    /** Shown to the caller on deny, and to approvers. */
+    reason: z.string().max(500).optional(),
+    /** Who may decide (decision: approve). Default: the approver role of the tenant. */
+    approvers: z
+      .object({
+        role: Roles.optional(),
+        principals: z.array(z.string().min(1).max(200)).max(100).optional(),
+      })
+      .strict()
+      .optional(),
+    /** How long an approval waits before it is rejected as expired (default: config approvalTimeoutMs). */
+    timeout: DurationSchema.optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.when) checkExpression(r.when, ctx, ['when'])
+    if (r.decision !== 'approve' && (r.approvers || r.timeout))
+      ctx.addIssue({
+        code: 'custom',
+        path: [r.approvers ? 'approvers' : 'timeout'],
+        message: 'approvers and timeout apply to decision: approve only',
+      })
+  })
+
+export const DETECTORS = ['email', 'phone', 'payment_card', 'iban', 'national_id', 'secret'] as const
+
+export const RedactionSpecSchema = z
+  .object({
+    /** Which detectors run (default: all). */
+    detectors: z
+      .array(z.enum(DETECTORS))
+      .min(1)
+      .default([...DETECTORS]),
+    /** National id formats for the `national_id` detector: a name and a regular expression. */
+    national_ids: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[a-z0-9_]{1,40}$/, 'must be 1–40 characters of [a-z0-9_]'),
+            pattern: z
+              .string()
+              .min(1)
+              .max(200)
+              .refine((p) => {
+                try {
+                  new RegExp(p, 'u')
+                  return true
+                } catch {
+                  return false
+                }
+              }, 'must be a valid regular expression'),
+          })
+          .strict(),
+      )
+      .max(50)
+      .optional(),
+    /** `mask` replaces a value with `[email]`; `hash` with `[email:1a2b3c4d5e6f]` (HMAC, stable per tenant). */
+    mode: z.enum(['mask', 'hash']).default('mask'),
+    /** What is redacted on the way through: arguments before they leave for the upstream, results before they reach the caller. */
+    apply_to: z
+      .array(z.enum(['arguments', 'results']))
+      .min(1)
+      .default(['arguments', 'results']),
+    /** Only calls matching this (default: every call of the tenant). */
+    match: PolicyMatchSchema.omit({ args: true }).optional(),
+  })
+  .strict()
+
+const Per = z.enum(['tenant', 'user', 'agent'])
+
+export const BudgetSpecSchema = z
+  .object({
+    name: z.string().regex(NAME_RE, 'must be 1–49 characters of [A-Za-z0-9_-]'),
+    /** Whose spending is counted: the tenant's, each user's (agents count for the user they act for), or each agent's. */
+    per: Per,
+    window: z.enum(['minute', 'hour', 'day', 'month', 'total']).default('day'),
+    tool_calls: z.number().int().positive().optional(),
+    /** Model tokens (prompt + completion). */
+    tokens: z.number().int().positive().optional(),
+    /** Model cost in US dollars, priced by config `modelPrices`. */
+    cost_usd: z.number().positive().max(1_000_000).optional(),
+    /** Which tool calls count against tool_calls (default: all). */
+    match: PolicyMatchSchema.omit({ args: true }).optional(),
+  })
+  .strict()
+  .refine((b) => b.tool_calls !== undefined || b.tokens !== undefined || b.cost_usd !== undefined, {
+    message: 'a budget sets at least one of tool_calls, tokens, cost_usd',
+  })
+
+export const RateLimitSpecSchema = z
+  .object({
+    name: z.string().regex(NAME_RE, 'must be 1–49 characters of [A-Za-z0-9_-]'),
+    per: Per,
+    /** Sustained calls per minute (a token bucket refilled continuously). */
+    per_minute: z.number().int().positive().max(1_000_000),
+    /** Bucket size: calls allowed at once after a quiet period (default per_minute). */
+    burst: z.number().int().positive().max(1_000_000).optional(),
+    match: PolicyMatchSchema.omit({ args: true }).optional(),
+  })
+  .strict()
+
+export const PolicySpecSchema = z
+  .object({
+    description: z.string().max(2000).optional(),
+    /** Applies to every tenant (operators only); `match.tenant` then selects tenants. */
+    global: z.boolean().default(false),
+    rules: z.array(PolicyRuleSchema).max(1000).default([]),
+    redaction: RedactionSpecSchema.optional(),
+    budgets: z.array(BudgetSpecSchema).max(100).default([]),
+    rate_limits: z.array(RateLimitSpecSchema).max(100).default([]),
+  })
+  .strict()
+
+export const SUPPORTED_KINDS = ['Tenant', 'Connector', 'Server', 'Agent', 'Policy'] as const
+export const LATER_KINDS = ['Schedule', 'Bot'] as const
 
 export const MetadataSchema = z
   .object({
@@ -216,10 +382,17 @@ export type AgentSpec = z.infer<typeof AgentSpecSchema>
 export type CodeAgentSpec = z.infer<typeof CodeAgentSchema>
 export type LlmAgentSpec = z.infer<typeof LlmAgentSchema>
 export type A2aAgentSpec = z.infer<typeof A2aAgentSchema>
+export type PolicySpec = z.infer<typeof PolicySpecSchema>
+export type PolicyRuleSpec = z.infer<typeof PolicyRuleSchema>
+export type PolicyMatchSpec = z.infer<typeof PolicyMatchSchema>
+export type RedactionSpec = z.infer<typeof RedactionSpecSchema>
+export type BudgetSpec = z.infer<typeof BudgetSpecSchema>
+export type RateLimitSpec = z.infer<typeof RateLimitSpecSchema>
 
 export const SPEC_SCHEMAS = {
   Tenant: TenantSpecSchema,
   Connector: ConnectorSpecSchema,
   Server: ServerSpecSchema,
   Agent: AgentSpecSchema,
+  Policy: PolicySpecSchema,
 } as const

@@ -11,6 +11,7 @@ import {
   AGENT_PREFIX,
   type AgentSpec,
   type ConnectorSpec,
+  type PolicySpec,
   type ServerSpec,
 } from './schema.js'
 
@@ -90,11 +91,29 @@ export function validateManifests(
         spec = { ...agent, module }
       }
     }
+    if (kind === 'Policy')
+      checkPolicy(parsed.data as PolicySpec, ctx, (path, message) => add(src.origin, path, message))
     resources.push({ kind: kind as ResourceKind, tenant, name: metadata.name, spec })
   }
   checkReferences(sources, resources, existing, issues)
   checkToolNameLength(sources, resources, issues)
   return { resources, issues }
+}
+
+/** Global policies govern every tenant: only operators may write them; `match.tenant` needs one. */
+function checkPolicy(
+  spec: PolicySpec,
+  ctx: CallContext,
+  add: (path: IssuePath, message: string) => void,
+): void {
+  if (spec.global && !ctx.operator) add(['spec', 'global'], 'a global policy needs an operator key')
+  spec.rules.forEach((r, i) => {
+    if (r.match.tenant !== undefined && !spec.global)
+      add(
+        ['spec', 'rules', i, 'match', 'tenant'],
+        'match.tenant applies to global policies only (spec.global: true); a policy governs its own tenant',
+      )
+  })
 }
 
 /** A code agent's module must be an existing .js/.mjs/.cjs/.ts/.mts file at an absolute path. */

@@ -30,6 +30,8 @@ export interface HandlerDeps {
   tasks?: TaskHandlers
   /** Resource subscriptions of a 2025 session, for resources/updated fan-out. */
   subscriptions?: { add(uri: string): void; remove(uri: string): void }
+  /** Policy's listing filter: the tools this caller is shown (a tool policy denies is not listed). */
+  visibleTools?(ctx: CallContext, tools: ExposedTool[]): ExposedTool[]
 }
 
 /** tasks/get, tasks/result, tasks/cancel, tasks/list; failures carry a JSON-RPC `code`. */
@@ -125,6 +127,8 @@ function callFailure(err: unknown, exposed: string): JsonObject {
     if (err.code === 'not_found')
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${exposed}`)
     if (err.code === 'internal') throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error')
+    // Budgets and rate limits: a JSON-RPC error whose data names the limit and when to retry.
+    if (err.code === 'rate_limited') throw new ProtocolError(err.jsonRpcCode, err.message, err.details)
     return toolError(err.message)
   }
   throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error')
@@ -222,9 +226,11 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
   const { registry } = deps
   const resources = new ResourceRouter(registry, scope)
 
-  server.setRequestHandler('tools/list', async () => {
+  server.setRequestHandler('tools/list', async (_req, ctx) => {
     const idx = await registry.toolIndex(scope.tenant, scope.server)
-    return { tools: [...idx.tools.values()].map((t) => t.def) as never }
+    let tools = [...idx.tools.values()]
+    if (deps.visibleTools) tools = deps.visibleTools(callContextOf(ctx), tools)
+    return { tools: tools.map((t) => t.def) as never }
   })
 
   server.setRequestHandler('tools/call', async (req, ctx) => {

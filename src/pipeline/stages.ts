@@ -5,7 +5,7 @@ import type { AuditWriter } from '../telemetry/audit.js'
 import type { Metrics } from '../telemetry/metrics.js'
 import { TENANT_ATTR, type Telemetry } from '../telemetry/tracing.js'
 import { UpstreamRpcError, UpstreamUnavailableError, type JsonObject } from '../upstream/rpc.js'
-import type { Stage, ToolCall } from './types.js'
+import type { Next, Stage, ToolCall } from './types.js'
 
 /** Canonical JSON (sorted keys) so equal arguments hash equally, whatever their key order. */
 export function canonicalJson(v: unknown): string {
@@ -107,20 +107,19 @@ export const scopeStage: Stage = (call, next) => {
   return next()
 }
 
-/** Decides allow / deny / approve for a call. The policy issue plugs its engine in here. */
+/**
+ * Enforces policy (allow / deny / approve, budgets, redaction) on a call. `enforce` returns
+ * undefined when no policy applies to the caller's tenant, so an allow-all tenant costs one
+ * lookup and no allocation; otherwise it returns the guarded continuation (src/policy/engine.ts).
+ */
 export interface PolicyDecider {
-  decide(call: ToolCall): Promise<{ decision: 'allow' } | { decision: 'deny'; reason: string }>
+  enforce(call: ToolCall, next: Next): Promise<JsonObject> | undefined
 }
 
-export const allowAll: PolicyDecider = { decide: async () => ({ decision: 'allow' }) }
+export const allowAll: PolicyDecider = { enforce: () => undefined }
 
 export function policyStage(policy: PolicyDecider): Stage {
-  return async (call, next) => {
-    const d = await policy.decide(call)
-    if (d.decision === 'deny')
-      throw new GatewayError('forbidden', `policy denies ${call.tool.exposed}: ${d.reason}`)
-    return next()
-  }
+  return (call, next) => policy.enforce(call, next) ?? next()
 }
 
 /** Supplies per-caller upstream credentials. Token brokering (per-user OAuth) plugs in here. */

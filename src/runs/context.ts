@@ -10,6 +10,7 @@ import type {
 } from '../agents/define.js'
 import type { CallContext } from '../context.js'
 import { GatewayError } from '../errors.js'
+import { ApprovalPendingError } from '../policy/pending.js'
 import {
   LeaseLostError,
   type ClaimedRun,
@@ -61,6 +62,10 @@ export interface RunHost {
   ): Promise<ToolResult>
   listTools(ctx: CallContext): Promise<ToolInfo[]>
   memory(ctx: CallContext): Memory
+  /** Model usage of a run, for budgets (policy). */
+  usage?(ctx: CallContext, usage: Usage): Promise<void>
+  /** Before a new step runs: throws while the caller's spend budget (tokens, cost) is used up. */
+  admitStep?(ctx: CallContext): Promise<void>
   /** New events were written for this run. */
   published(runId: string): void
   draining(): boolean
@@ -151,9 +156,14 @@ export class RunContext implements AgentContext {
     return this.host.store.writeJournal(this.host.owner, this.runId, entry, threadState)
   }
 
-  /** A failure caused by cancel, drain or a lost lease is not the step's outcome: it is not journaled. */
+  /** A failure caused by cancel, drain, a lost lease or a pause is not the step's outcome: it is not journaled. */
   private interrupted(err: unknown): boolean {
-    return this.signal.aborted || err instanceof LeaseLostError || err instanceof DrainSignal
+    return (
+      this.signal.aborted ||
+      err instanceof LeaseLostError ||
+      err instanceof DrainSignal ||
+      err instanceof InterruptSignal
+    )
   }
 
   /** Runs a journaled side effect: replays a recorded outcome, else records started → done | error. */
@@ -166,6 +176,8 @@ export class RunContext implements AgentContext {
     if (entry?.status === 'done') return entry.result as T
     if (entry?.status === 'error') throw fromRecorded(entry.result as RecordedError)
     const attempt = (entry?.attempt ?? 0) + 1
+    // Model calls happen in steps: a caller whose spend budget is used up starts no new one.
+    if (kind === 'step' && this.host.admitStep) await this.host.admitStep(this.callContext)
     await this.write({ pos, kind, name, status: 'started', attempt })
     const info: StepInfo = { idempotencyKey: `${this.runId}:${pos}`, attempt }
     let result: T
@@ -195,15 +207,31 @@ export class RunContext implements AgentContext {
   callTool(tool: string, args: Record<string, unknown>): Promise<ToolResult> {
     if (typeof tool !== 'string' || !tool)
       throw new TypeError('ctx.callTool: tool must be a non-empty string')
-    return this.journaled('tool', tool, (info) =>
-      this.host.callTool(
-        this.callContext,
-        tool,
-        args ?? {},
-        { [IDEMPOTENCY_META_KEY]: info.idempotencyKey },
-        this.signal,
-      ),
-    )
+    return this.journaled('tool', tool, async (info) => {
+      try {
+        return await this.host.callTool(
+          this.callContext,
+          tool,
+          args ?? {},
+          { [IDEMPOTENCY_META_KEY]: info.idempotencyKey },
+          this.signal,
+        )
+      } catch (err) {
+        // Policy wants a human decision: pause durably; the entry stays `started`, so the call is
+        // made (once) when the decision resumes the run.
+        if (err instanceof ApprovalPendingError) await this.pause(err.payload)
+        throw err
+      }
+    })
+  }
+
+  /** Run → interrupted with `payload`; unwinds the agent (InterruptSignal). */
+  private async pause(payload: unknown): Promise<never> {
+    await this.flush()
+    await this.host.store.interrupt(this.host.owner, this.runId, payload)
+    this.suspended = true
+    this.host.published(this.runId)
+    throw new InterruptSignal()
   }
 
   listTools(): Promise<ToolInfo[]> {
@@ -264,6 +292,8 @@ export class RunContext implements AgentContext {
 
   recordUsage(usage: Usage): void {
     this.enqueue(() => this.host.store.addUsage(this.host.owner, this.runId, usage))
+    // Budgets count model tokens and cost too (a failure there never fails the run).
+    if (this.host.usage) void this.host.usage(this.callContext, usage).catch(() => undefined)
   }
 
   private enqueue(write: () => Promise<void>): void {

@@ -43,6 +43,13 @@ export interface RunServiceOptions {
   webhooks?: RunWebhooks
   /** A run ended without its worker (cancelled while queued or interrupted, displaced by a newer run). */
   onTerminal?(run: RunRecord): void
+  /**
+   * Policy: a resume of a run paused for approval is a decision (src/policy/approvals.ts); returns
+   * the run when it handled the resume, undefined to resume as usual.
+   */
+  onResume?(ctx: CallContext, run: RunRecord, value: unknown): Promise<RunRecord | undefined>
+  /** Policy: may this caller start a run of this agent now (deny, budgets, rate limits)? Throws if not. */
+  admit?(ctx: CallContext, agent: string): Promise<void>
   /** Comment line written to idle event streams this often. */
   heartbeatMs: number
   /** How often a stream re-reads the store for events written by another process. */
@@ -94,6 +101,7 @@ export class RunService {
   async create(ctx: CallContext, req: NewRunRequest): Promise<RunRecord> {
     const agent = this.o.catalog.get(ctx.tenant, req.agent)
     if (!agent) throw new GatewayError('not_found', `unknown agent ${req.agent}`)
+    if (this.o.admit) await this.o.admit(ctx, req.agent)
     const input = req.input ?? {}
     let problems: string[] | undefined
     try {
@@ -162,6 +170,10 @@ export class RunService {
   }
 
   async resume(ctx: CallContext, id: string, value: unknown): Promise<RunRecord> {
+    if (this.o.onResume) {
+      const handled = await this.o.onResume(ctx, await this.get(ctx, id), value)
+      if (handled) return handled
+    }
     const run = await this.o.store.resume(ctx, id, value)
     if (!run) throw new GatewayError('not_found', `run ${id} not found`)
     this.o.hub.publish(id)

@@ -131,6 +131,13 @@ export interface WebhookEnqueue {
   id?: string
 }
 
+/**
+ * Headers of their own for some deliveries (e.g. A2A push notifications: the config's token and
+ * authentication), looked up when each attempt is made so secrets stay where they are stored.
+ * null withdraws the delivery: it is marked dead and not retried (its configuration is gone).
+ */
+export type DeliveryHeaders = (d: ClaimedWebhookDelivery) => Promise<Record<string, string> | null>
+
 /** Outcome of one attempt, before it is recorded. */
 type Attempt =
   { ok: true; status: number } | { ok: false; error: string; retry: boolean; retryAfterMs?: number }
@@ -173,6 +180,7 @@ export class WebhookSender {
   /** The last claim filled every free slot: more may be due as soon as one frees up. */
   private backlog = false
   private readonly inFlight = new Set<Promise<void>>()
+  private readonly headerSources = new Map<string, DeliveryHeaders>()
 
   constructor(opts: WebhookSenderOptions) {
     this.outbox = opts.outbox
@@ -208,6 +216,19 @@ export class WebhookSender {
       if (err instanceof GatewayError) throw new GatewayError('bad_request', `webhook ${err.message}`)
       throw err
     }
+  }
+
+  /**
+   * Deliveries whose id starts with `prefix` get the headers `source` returns (they may replace
+   * content-type, never the signature or id headers).
+   */
+  addHeaderSource(prefix: string, source: DeliveryHeaders): void {
+    this.headerSources.set(prefix, source)
+  }
+
+  private async extraHeaders(d: ClaimedWebhookDelivery): Promise<Record<string, string> | null> {
+    for (const [prefix, source] of this.headerSources) if (d.id.startsWith(prefix)) return source(d)
+    return {}
   }
 
   /** Validates the target and writes the delivery to the outbox; the loop sends it. */
@@ -330,6 +351,14 @@ export class WebhookSender {
     } catch (err) {
       return { ok: false, error: errorText(err), retry: false }
     }
+    let extra: Record<string, string> | null
+    try {
+      extra = await this.extraHeaders(d)
+    } catch (err) {
+      return { ok: false, error: `cannot build the delivery's headers: ${errorText(err)}`, retry: true }
+    }
+    if (extra === null)
+      return { ok: false, error: 'withdrawn: the configuration of this delivery is gone', retry: false }
     const signal = AbortSignal.timeout(this.timeoutMs)
     try {
       const res = await request(d.url, {
@@ -338,6 +367,7 @@ export class WebhookSender {
         headers: {
           'content-type': 'application/json',
           'user-agent': 'gatehouse-webhooks/1',
+          ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k.toLowerCase(), v])),
           [WEBHOOK_ID_HEADER.toLowerCase()]: d.id,
           [SIGNATURE_HEADER.toLowerCase()]: signWebhook(secret, d.payload),
         },

@@ -1,5 +1,7 @@
 import type { CallContext, Role } from '../context.js'
 import type { RunStore } from './runs.js'
+import type { ApprovalStore, LimitStore } from './policy.js'
+import type { A2aStore } from './a2a.js'
 
 /**
  * Narrow async storage interfaces. Every method that touches tenant data takes the caller's
@@ -152,6 +154,12 @@ export interface Store {
   readonly webhooks: WebhookOutbox
   readonly memory: MemoryStore
   readonly runs: RunStore
+  /** The approvals ledger (policy decision: approve). */
+  readonly approvals: ApprovalStore
+  /** Budget counters and rate-limit buckets. */
+  readonly limits: LimitStore
+  /** A2A push notification configs, message ids, the task listing. */
+  readonly a2a: A2aStore
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>
@@ -159,6 +167,8 @@ export interface Store {
 
 /** One long-term memory item (`/v1/store`): a JSON object under a namespace path and a key. */
 export interface MemoryRecord {
+  /** Whose item it is (`kind:id` of the principal that wrote it); shown only to callers who see other owners' items. */
+  owner?: string
   /** 1–10 labels, each 1–128 characters; any characters (dots, slashes, unicode) are allowed. */
   namespace: string[]
   key: string
@@ -170,6 +180,8 @@ export interface MemoryRecord {
 }
 
 export interface MemoryPut {
+  /** Write into another owner's items (admins and operators); default: the caller's own. */
+  owner?: string
   namespace: string[]
   key: string
   /** A JSON object, at most 1 MiB as JSON. */
@@ -188,6 +200,8 @@ export interface MemoryPut {
 export type MemoryFilter = Record<string, unknown>
 
 export interface MemorySearch {
+  /** One owner's items; default: the caller's own, or every owner's for admins, auditors and operators. */
+  owner?: string
   /** Matches whole labels: ["a"] finds ["a"] and ["a","b"], never ["ab"]. [] searches everything. */
   namespacePrefix: string[]
   filter?: MemoryFilter
@@ -198,6 +212,8 @@ export interface MemorySearch {
 }
 
 export interface NamespaceQuery {
+  /** As in MemorySearch. */
+  owner?: string
   /** Only namespaces starting with these whole labels. */
   prefix?: string[]
   /** Truncates namespaces to this many labels (absolute depth) and deduplicates. */
@@ -208,17 +224,25 @@ export interface NamespaceQuery {
 }
 
 /**
- * Long-term memory, like LangGraph's BaseStore, scoped by `ctx.tenant`. Expired items are
+ * Long-term memory, like LangGraph's BaseStore, scoped by `ctx.tenant` and partitioned by owner:
+ * members (and agents acting for them) see their own items only; admins, auditors and operators
+ * read every owner's and may name one with `owner`. Expired items are
  * invisible at once; `sweepExpired` only reclaims their space. Bad input is a `bad_request`
  * GatewayError naming the problem. Search results are newest update first.
  */
 export interface MemoryStore {
   /** Creates or replaces the item; `createdAt` survives a replace, `updatedAt` does not. */
   put(ctx: CallContext, item: MemoryPut): Promise<MemoryRecord>
-  get(ctx: CallContext, namespace: string[], key: string): Promise<MemoryRecord | undefined>
+  /** The caller's own item, or `opts.owner`'s; admins, auditors and operators without one of their own get the newest of any owner. */
+  get(
+    ctx: CallContext,
+    namespace: string[],
+    key: string,
+    opts?: { owner?: string },
+  ): Promise<MemoryRecord | undefined>
   search(ctx: CallContext, query: MemorySearch): Promise<MemoryRecord[]>
-  /** False when there was no (live) item in the caller's tenant. */
-  delete(ctx: CallContext, namespace: string[], key: string): Promise<boolean>
+  /** False when there was no (live) item of the caller (or of `opts.owner`) in the caller's tenant. */
+  delete(ctx: CallContext, namespace: string[], key: string, opts?: { owner?: string }): Promise<boolean>
   /** Distinct namespaces holding live items, sorted label by label. */
   listNamespaces(ctx: CallContext, query?: NamespaceQuery): Promise<string[][]>
   /** Deletes expired items of every tenant (a system job); returns how many. */

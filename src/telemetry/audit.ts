@@ -12,6 +12,30 @@ export interface AuditWriterOptions {
   flushMs?: number
   /** Flush early once this many rows are queued. */
   maxBatch?: number
+  /** Replaces PII and secrets in the string fields of a row before it is stored (src/policy/redact.ts). */
+  redact?: (s: string) => string
+}
+
+/** Fields that never hold caller data: ids the gateway made, times, hashes, enums. */
+const OPAQUE: ReadonlySet<string> = new Set([
+  'id',
+  'tenant',
+  'at',
+  'principalKind',
+  'outcome',
+  'argsHash',
+  'traceId',
+])
+
+/** A copy of the row with every other string field passed through `redact`. */
+export function redactAudit(e: AuditEvent, redact: (s: string) => string): AuditEvent {
+  let out: AuditEvent | undefined
+  for (const [k, v] of Object.entries(e)) {
+    if (typeof v !== 'string' || OPAQUE.has(k)) continue
+    const r = redact(v)
+    if (r !== v) (out ??= { ...e })[k as 'target'] = r
+  }
+  return out ?? e
 }
 
 /**
@@ -22,12 +46,15 @@ export interface AuditWriterOptions {
 export class AuditWriter {
   private readonly store: AuditStore
   private readonly batch: Batcher<AuditEvent> | undefined
+  private readonly redact: ((s: string) => string) | undefined
 
-  constructor({ store, logger, mode = 'batch', flushMs = 200, maxBatch = 1000 }: AuditWriterOptions) {
+  constructor({ store, logger, mode = 'batch', flushMs = 200, maxBatch = 1000, redact }: AuditWriterOptions) {
     this.store = store
+    this.redact = redact
     if (mode === 'batch') {
+      // Redaction runs on the batch, off the call's path.
       this.batch = new Batcher({
-        write: (events) => store.append(events),
+        write: (events) => store.append(redact ? events.map((e) => redactAudit(e, redact)) : events),
         logger,
         what: 'audit',
         flushMs,
@@ -57,7 +84,7 @@ export class AuditWriter {
   }
 
   async write(event: AuditEvent): Promise<void> {
-    if (!this.batch) return this.store.append([event])
+    if (!this.batch) return this.store.append([this.redact ? redactAudit(event, this.redact) : event])
     this.batch.push(event)
   }
 

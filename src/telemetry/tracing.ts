@@ -10,12 +10,26 @@ const propagator = new W3CTraceContextPropagator()
 
 const hrToMs = (t: [number, number]): number => t[0] * 1000 + t[1] / 1e6
 
+/** A copy of the span with its name and string attributes passed through `redact` (ids and tenant stay). */
+export function redactSpan(s: SpanRecord, redact: (s: string) => string): SpanRecord {
+  const attributes: SpanRecord['attributes'] = {}
+  for (const [k, v] of Object.entries(s.attributes))
+    attributes[k] = typeof v === 'string' && k !== TENANT_ATTR ? redact(v) : v
+  return { ...s, name: redact(s.name), attributes }
+}
+
 /** Batches finished spans into the SpanStore (the console's trace view reads them from there). */
 class StoreSpanProcessor implements SpanProcessor {
   private readonly batch: Batcher<SpanRecord>
 
-  constructor(store: SpanStore, logger: Logger, flushMs: number) {
-    this.batch = new Batcher({ write: (spans) => store.append(spans), logger, what: 'span', flushMs })
+  constructor(store: SpanStore, logger: Logger, flushMs: number, redact?: (s: string) => string) {
+    // Redaction runs on the batch, off the call's path.
+    this.batch = new Batcher({
+      write: (spans) => store.append(redact ? spans.map((s) => redactSpan(s, redact)) : spans),
+      logger,
+      what: 'span',
+      flushMs,
+    })
   }
 
   onStart(): void {}
@@ -55,6 +69,8 @@ export interface TelemetryOptions {
   flushMs?: number
   /** Extra processors, e.g. an OTLP exporter's BatchSpanProcessor. */
   processors?: SpanProcessor[]
+  /** Replaces PII and secrets in span names and string attributes before they are stored. */
+  redact?: (s: string) => string
 }
 
 /** One tracer per gateway instance (no global provider), plus W3C trace-context helpers. */
@@ -62,9 +78,9 @@ export class Telemetry {
   readonly tracer: Tracer
   private readonly provider: BasicTracerProvider
 
-  constructor({ spans, logger, flushMs = 500, processors = [] }: TelemetryOptions) {
+  constructor({ spans, logger, flushMs = 500, processors = [], redact }: TelemetryOptions) {
     this.provider = new BasicTracerProvider({
-      spanProcessors: [new StoreSpanProcessor(spans, logger, flushMs), ...processors],
+      spanProcessors: [new StoreSpanProcessor(spans, logger, flushMs, redact), ...processors],
     })
     this.tracer = this.provider.getTracer('gatehouse')
   }

@@ -39,7 +39,16 @@ export async function startTestGateway(
 ): Promise<TestGateway> {
   const dataDir = mkdtempSync(join(tmpdir(), 'gh-test-'))
   const gw = await startGateway({
-    config: { port: 0, dataDir, adminKey: ADMIN_KEY, logLevel: 'silent', auditFlushMs: 20, ...opts.config },
+    config: {
+      port: 0,
+      dataDir,
+      adminKey: ADMIN_KEY,
+      logLevel: 'silent',
+      auditFlushMs: 20,
+      // Tests send many bad credentials from one address on purpose; test/auth sets its own limit.
+      authFailureLimit: { burst: 1_000_000, perMinute: 1_000_000 },
+      ...opts.config,
+    },
   })
   const clients: Client[] = []
   const api: TestGateway['api'] = async (method, path, body, key = ADMIN_KEY) => {

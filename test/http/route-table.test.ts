@@ -4,7 +4,8 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 /**
  * Generated from the router table itself, so a route added later is covered without editing
  * this file: every authenticated route refuses anonymous and bogus callers, and every
- * role-restricted route refuses a member. (The full identity matrix arrives with OIDC.)
+ * role-restricted route refuses a member. The full identity × route matrix, with OIDC users,
+ * is test/http/isolation-matrix.test.ts.
  */
 describe('every route in the router table', () => {
   let gw: TestGateway

@@ -115,9 +115,9 @@ spec: { transport: http, url: "http://x.invalid/mcp", auth: { type: static, toke
   it('says plainly what is not supported yet', () => {
     const later = problems(`
 apiVersion: gatehouse/v1
-kind: Policy
+kind: Schedule
 metadata: { name: p }
-spec: { rules: [] }
+spec: {}
 ---
 apiVersion: gatehouse/v1
 kind: Connector
@@ -129,7 +129,7 @@ kind: Gadget
 metadata: { name: g }
 spec: {}
 `).issues.join('\n')
-    expect(later).toMatch(/#1 kind: kind Policy is not supported yet/)
+    expect(later).toMatch(/#1 kind: kind Schedule is not supported yet/)
     expect(later).toMatch(/#2 spec\.auth\.type: auth type oauth2 .* not supported yet/)
     expect(later).toMatch(/#3 kind: unknown kind Gadget/)
   })
@@ -250,5 +250,76 @@ metadata: { name: other }
     )
     expect(docs.map((d) => d.origin)).toEqual(['req#1', 'req#2'])
     expect(validateManifests(op, docs, []).issues).toEqual([])
+  })
+
+  it('validates Policy documents: rules, expressions, redaction, budgets, and who may write global ones', () => {
+    const ok = problems(
+      `apiVersion: gatehouse/v1
+kind: Policy
+metadata: { name: guard, tenant: acme }
+spec:
+  rules:
+    - match: { connector: github, tool: create_deployment }
+      when: 'args.env == "prod"'
+      decision: approve
+      approvers: { role: approver }
+      timeout: 1h
+    - { match: { tool: github__delete_repo }, decision: deny, reason: by hand only }
+  redaction: { detectors: [email, secret] }
+  budgets: [{ name: spend, per: user, cost_usd: 5 }]
+  rate_limits: [{ name: rl, per: user, per_minute: 60 }]
+`,
+      acmeAdmin,
+    )
+    expect(ok.issues).toEqual([])
+    expect(ok.resources[0]!.spec).toMatchObject({
+      global: false,
+      redaction: { mode: 'mask', apply_to: ['arguments', 'results'] },
+      budgets: [{ window: 'day' }],
+    })
+    const bad = problems(
+      `apiVersion: gatehouse/v1
+kind: Policy
+metadata: { name: guard, tenant: acme }
+spec:
+  global: true
+  rules:
+    - { match: { tenant: acme }, decision: allow }
+    - { when: 'args.env = "prod"', decision: deny }
+    - { decision: allow, timeout: 5 minutes }
+  budgets: [{ name: b, per: team, tool_calls: 1 }]
+  redaction: { national_ids: [{ name: x, pattern: "(" }] }
+`,
+      acmeAdmin,
+    ).issues.join('\n')
+    expect(bad).toMatch(/spec\.rules\[1\]\.when: invalid expression: unexpected character "=" at position 9/)
+    expect(bad).toMatch(/spec\.rules\[2\]\.timeout: must be a duration like 90s, 30m, 1h or 2d/)
+    expect(bad).toMatch(/spec\.budgets\[0\]\.per/)
+    expect(bad).toMatch(/spec\.redaction\.national_ids\[0\]\.pattern: must be a valid regular expression/)
+    const global = problems(
+      `apiVersion: gatehouse/v1
+kind: Policy
+metadata: { name: g, tenant: acme }
+spec: { global: true, rules: [{ match: { tenant: acme }, decision: deny }] }
+`,
+      acmeAdmin,
+    ).issues.join('\n')
+    expect(global).toMatch(/spec\.global: a global policy needs an operator key/)
+    expect(
+      problems(`apiVersion: gatehouse/v1
+kind: Policy
+metadata: { name: g }
+spec: { global: true, rules: [{ match: { tenant: "*" }, decision: deny }] }
+`).issues,
+    ).toEqual([])
+    const scoped = problems(
+      `apiVersion: gatehouse/v1
+kind: Policy
+metadata: { name: t, tenant: acme }
+spec: { rules: [{ match: { tenant: other }, decision: deny }] }
+`,
+      acmeAdmin,
+    ).issues.join('\n')
+    expect(scoped).toMatch(/spec\.rules\[0\]\.match\.tenant: match\.tenant applies to global policies only/)
   })
 })

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { generateApiKey, generateKeyId, hashApiKey } from '../../auth/api-keys.js'
+import { SCOPE_RE } from '../../config.js'
 import { inTenant, ROLES, type CallContext } from '../../context.js'
 import { GatewayError } from '../../errors.js'
 import { applyManifests } from '../../manifests/apply.js'
@@ -28,7 +29,11 @@ const KeyBody = z
       .positive()
       .max(10 * 365 * 86400)
       .optional(),
-    scopes: z.array(z.string()).optional(),
+    /** Limits the key to routes needing these scopes (docs/auth.md); absent or []: its role alone decides. */
+    scopes: z
+      .array(z.string().regex(SCOPE_RE, 'a scope is 1–200 printable ASCII characters without spaces'))
+      .max(50)
+      .optional(),
   })
   .strict()
 

@@ -1,3 +1,4 @@
+import { GatewayError } from '../../errors.js'
 import type { Route } from '../router.js'
 import type { RouteDeps } from './deps.js'
 import { targetContext } from './admin.js'
@@ -44,12 +45,12 @@ export function observeRoutes(deps: RouteDeps): Route[] {
       auth: 'required',
       roles: ['admin', 'auditor'],
       summary: 'all spans of one trace',
-      handler: async (r) => ({
-        body: {
-          trace_id: r.params.traceId,
-          spans: await deps.store.spans.listTrace(targetContext(r), r.params.traceId!),
-        },
-      }),
+      handler: async (r) => {
+        const spans = await deps.store.spans.listTrace(targetContext(r), r.params.traceId!)
+        // Another tenant's trace is as unknown as one that never existed.
+        if (!spans.length) throw new GatewayError('not_found', `trace ${r.params.traceId} not found`)
+        return { body: { trace_id: r.params.traceId, spans } }
+      },
     },
   ]
 }

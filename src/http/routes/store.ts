@@ -11,6 +11,8 @@ import { targetContext } from './admin.js'
  */
 
 const Labels = z.array(z.string())
+/** Another owner's items (admins, auditors, operators); members may only name themselves. */
+const Owner = z.string().max(600).optional()
 
 const PutBody = z
   .object({
@@ -19,10 +21,11 @@ const PutBody = z
     value: z.record(z.string(), z.unknown()),
     /** Seconds; null or absent: never expires. */
     ttl: z.number().nullable().optional(),
+    owner: Owner,
   })
   .strict()
 
-const ItemRef = z.object({ namespace: Labels, key: z.string() }).strict()
+const ItemRef = z.object({ namespace: Labels, key: z.string(), owner: Owner }).strict()
 
 const SearchBody = z
   .object({
@@ -30,6 +33,7 @@ const SearchBody = z
     filter: z.record(z.string(), z.unknown()).optional(),
     limit: z.number().optional(),
     offset: z.number().optional(),
+    owner: Owner,
   })
   .strict()
 
@@ -39,12 +43,14 @@ const NamespacesBody = z
     max_depth: z.number().optional(),
     limit: z.number().optional(),
     offset: z.number().optional(),
+    owner: Owner,
   })
   .strict()
 
 /** The REST view of an item: snake_case, `expires_at` null when it never expires. */
 export function itemView(i: MemoryRecord) {
   return {
+    ...(i.owner !== undefined ? { owner: i.owner } : {}),
     namespace: i.namespace,
     key: i.key,
     value: i.value,
@@ -55,16 +61,17 @@ export function itemView(i: MemoryRecord) {
 }
 
 /** `?namespace=a&namespace=b&key=k`: one `namespace` parameter per label, so any label round-trips. */
-function itemFromQuery(r: RouteRequest): { namespace: string[]; key: string } {
+function itemFromQuery(r: RouteRequest): { namespace: string[]; key: string; owner?: string } {
   const q = r.url.searchParams
   const namespace = q.getAll('namespace')
   const key = q.get('key')
+  const owner = q.get('owner')
   if (namespace.length === 0 || key === null)
     throw new GatewayError(
       'bad_request',
       'namespace and key query parameters are required: repeat namespace once per label, e.g. ?namespace=users&namespace=u-1&key=prefs',
     )
-  return { namespace, key }
+  return { namespace, key, ...(owner !== null ? { owner } : {}) }
 }
 
 const notFound = (ref: { namespace: string[]; key: string }) =>
@@ -77,9 +84,10 @@ const notFound = (ref: { namespace: string[]; key: string }) =>
 const WRITERS: Route['roles'] = ['admin', 'member', 'approver']
 
 /**
- * The tenant's long-term memory store. Any authenticated principal of the tenant may read it;
- * writing (put, delete) needs admin, member or approver, so an auditor only reads. Operators may
- * name another tenant with `?tenant=`.
+ * The tenant's long-term memory store, partitioned by owner: everyone reads and writes their own
+ * items; admins and auditors read every owner's (and name one with `owner`). Writing (put, delete)
+ * needs admin, member or approver, so an auditor only reads. Operators may name another tenant
+ * with `?tenant=`.
  */
 export function storeRoutes(deps: RouteDeps): Route[] {
   return [
@@ -97,6 +105,7 @@ export function storeRoutes(deps: RouteDeps): Route[] {
           key: body.key,
           value: body.value,
           ...(body.ttl != null ? { ttlSeconds: body.ttl } : {}),
+          ...(body.owner !== undefined ? { owner: body.owner } : {}),
         })
         return { status: 204 }
       },
@@ -109,7 +118,12 @@ export function storeRoutes(deps: RouteDeps): Route[] {
       handler: async (r) => {
         const ctx = targetContext(r)
         const ref = itemFromQuery(r)
-        const item = await deps.store.memory.get(ctx, ref.namespace, ref.key)
+        const item = await deps.store.memory.get(
+          ctx,
+          ref.namespace,
+          ref.key,
+          ref.owner !== undefined ? { owner: ref.owner } : {},
+        )
         if (!item) throw notFound(ref)
         return { body: itemView(item) }
       },
@@ -123,7 +137,8 @@ export function storeRoutes(deps: RouteDeps): Route[] {
       handler: async (r) => {
         const ctx = targetContext(r)
         const ref = (await r.body()).length > 0 ? await r.json(ItemRef) : itemFromQuery(r)
-        if (!(await deps.store.memory.delete(ctx, ref.namespace, ref.key))) throw notFound(ref)
+        const opts = ref.owner !== undefined ? { owner: ref.owner } : {}
+        if (!(await deps.store.memory.delete(ctx, ref.namespace, ref.key, opts))) throw notFound(ref)
         return { status: 204 }
       },
     },
@@ -140,6 +155,7 @@ export function storeRoutes(deps: RouteDeps): Route[] {
           ...(body.filter !== undefined ? { filter: body.filter } : {}),
           ...(body.limit !== undefined ? { limit: body.limit } : {}),
           ...(body.offset !== undefined ? { offset: body.offset } : {}),
+          ...(body.owner !== undefined ? { owner: body.owner } : {}),
         })
         return { body: { items: items.map(itemView) } }
       },
@@ -157,6 +173,7 @@ export function storeRoutes(deps: RouteDeps): Route[] {
           ...(body.max_depth !== undefined ? { maxDepth: body.max_depth } : {}),
           ...(body.limit !== undefined ? { limit: body.limit } : {}),
           ...(body.offset !== undefined ? { offset: body.offset } : {}),
+          ...(body.owner !== undefined ? { owner: body.owner } : {}),
         })
         return { body: { namespaces } }
       },

@@ -9,6 +9,8 @@ import { SqliteAudit, SqliteSpans } from './telemetry.js'
 import { SqliteMemory } from './memory.js'
 import { SqliteWebhookOutbox } from './outbox.js'
 import { SqliteRuns } from './runs.js'
+import { SqliteApprovals, SqliteLimits } from './policy.js'
+import { SqliteA2a } from './a2a.js'
 import { inlineWriter, workerWriter } from './writer.js'
 
 export interface SqliteStoreOptions {
@@ -20,15 +22,22 @@ export interface SqliteStoreOptions {
   offThreadWrites?: boolean
 }
 
-/** Applies pending migrations in one transaction each; safe to call on every start. */
+/**
+ * Applies every migration not applied yet, in version order, one transaction each; safe to call on
+ * every start. Gaps are tolerated: a version that lands after a higher one (changes merged in
+ * another order) is still applied.
+ */
 export function migrate(db: Database.Database): void {
   db.exec(
     'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)',
   )
-  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }
-  const current = row.v ?? 0
-  for (const m of MIGRATIONS) {
-    if (m.version <= current) continue
+  const applied = new Set(
+    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+      (r) => r.version,
+    ),
+  )
+  for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
+    if (applied.has(m.version)) continue
     db.transaction(() => {
       db.exec(m.sql)
       db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(
@@ -65,6 +74,9 @@ export function openSqliteStore({
     memory: new SqliteMemory(db),
     webhooks: new SqliteWebhookOutbox(db),
     runs: new SqliteRuns(db),
+    approvals: new SqliteApprovals(db),
+    limits: new SqliteLimits(db),
+    a2a: new SqliteA2a(db),
     async ping() {
       db.prepare('SELECT 1').get()
     },

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import type { CallContext } from '../../context.js'
 import { GatewayError } from '../../errors.js'
+import { ownerOf, seesTenant } from '../owner.js'
 import { scopedTenant } from '../scope.js'
 import type { MemoryPut, MemoryRecord, MemorySearch, MemoryStore, NamespaceQuery } from '../types.js'
 
@@ -219,6 +220,7 @@ function compileFilter(filter: unknown): Fragment[] {
 }
 
 interface Row {
+  owner: string
   namespace: string
   key: string
   value: string
@@ -227,7 +229,9 @@ interface Row {
   expires_at: string | null
 }
 
-const toRecord = (r: Row): MemoryRecord => ({
+/** `withOwner`: callers who may see other principals' items (admins, auditors, operators) are told whose an item is. */
+const toRecord = (r: Row, withOwner = false): MemoryRecord => ({
+  ...(withOwner ? { owner: r.owner } : {}),
   namespace: decodeNamespace(r.namespace),
   key: r.key,
   value: JSON.parse(r.value) as Record<string, unknown>,
@@ -236,9 +240,13 @@ const toRecord = (r: Row): MemoryRecord => ({
   ...(r.expires_at ? { expiresAt: r.expires_at } : {}),
 })
 
-const COLUMNS = 'namespace, key, value, created_at, updated_at, expires_at'
+const COLUMNS = 'owner, namespace, key, value, created_at, updated_at, expires_at'
 const LIVE = '(expires_at IS NULL OR expires_at > ?)'
 const TRUNCATE_FN = 'gatehouse_ns_truncate'
+
+function ownerFilter(scope: { owner?: string; all: boolean }): Fragment {
+  return scope.all ? { sql: '', args: [] } : { sql: ' AND owner = ?', args: [scope.owner] }
+}
 
 /** Conditions selecting a namespace prefix: none for [], else an index range. */
 function prefixRange(encoded: string): Fragment {
@@ -247,7 +255,22 @@ function prefixRange(encoded: string): Fragment {
 }
 
 /**
- * The `store_items` table. Time comes from Date.now() (ISO-8601 UTC text, which sorts), so
+ * Whose items a call touches. Everyone's own by default; admins, auditors and operators may name
+ * another owner of their tenant (`owner`), and their reads without one span every owner (`all`).
+ * A member naming someone else gets nothing, exactly as if the item did not exist.
+ */
+function ownerScope(ctx: CallContext, requested: unknown): { own: string; owner?: string; all: boolean } {
+  const own = ownerOf(ctx)
+  if (requested !== undefined && typeof requested !== 'string') throw bad('owner must be a string')
+  if (!seesTenant(ctx))
+    return { own, owner: requested === undefined || requested === own ? own : '\u0000', all: false }
+  return requested === undefined ? { own, all: true } : { own, owner: requested, all: false }
+}
+
+/**
+ * The `store_items` table. Items are partitioned by owner (the principal that wrote them; an
+ * agent writes for the caller of its run): the same namespace and key of two members are two
+ * items. Time comes from Date.now() (ISO-8601 UTC text, which sorts), so
  * one clock decides expiry for writes, reads and the sweeper.
  */
 export class SqliteMemory implements MemoryStore {
@@ -260,6 +283,9 @@ export class SqliteMemory implements MemoryStore {
   async put(ctx: CallContext, item: MemoryPut): Promise<MemoryRecord> {
     const tenant = scopedTenant(ctx)
     if (!isPlainObject(item)) throw bad('put needs { namespace, key, value }')
+    const scope = ownerScope(ctx, item.owner)
+    const owner = scope.owner ?? scope.own
+    if (owner === '\u0000') throw new GatewayError('not_found', 'not found')
     const ns = checkNamespace('namespace', item.namespace, 1)
     const key = checkKey(item.key)
     const value = checkValue(item.value)
@@ -270,28 +296,48 @@ export class SqliteMemory implements MemoryStore {
     // Replacing an item that has already expired (not yet swept) creates a new one.
     const row = this.db
       .prepare(
-        `INSERT INTO store_items (tenant, namespace, key, value, created_at, updated_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(tenant, namespace, key) DO UPDATE SET
+        `INSERT INTO store_items (tenant, owner, namespace, key, value, created_at, updated_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(tenant, owner, namespace, key) DO UPDATE SET
            value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
            created_at = CASE WHEN store_items.expires_at IS NOT NULL AND store_items.expires_at <= excluded.updated_at
                              THEN excluded.created_at ELSE store_items.created_at END
          RETURNING ${COLUMNS}`,
       )
-      .get(tenant, ns, key, value, now, now, expires) as Row
-    return toRecord(row)
+      .get(tenant, owner, ns, key, value, now, now, expires) as Row
+    return toRecord(row, seesTenant(ctx))
   }
 
-  async get(ctx: CallContext, namespace: string[], key: string): Promise<MemoryRecord | undefined> {
+  /**
+   * The caller's own item; `opts.owner` names another owner's (admins, auditors, operators). Those
+   * callers, when they have no item of their own there, get the newest item any owner has.
+   */
+  async get(
+    ctx: CallContext,
+    namespace: string[],
+    key: string,
+    opts: { owner?: string } = {},
+  ): Promise<MemoryRecord | undefined> {
     const tenant = scopedTenant(ctx)
     const ns = checkNamespace('namespace', namespace, 1)
     const k = checkKey(key)
-    const row = this.db
-      .prepare(
-        `SELECT ${COLUMNS} FROM store_items WHERE tenant = ? AND namespace = ? AND key = ? AND ${LIVE}`,
-      )
-      .get(tenant, ns, k, new Date().toISOString()) as Row | undefined
-    return row ? toRecord(row) : undefined
+    const scope = ownerScope(ctx, opts.owner)
+    const now = new Date().toISOString()
+    const row = (
+      scope.all
+        ? this.db
+            .prepare(
+              `SELECT ${COLUMNS} FROM store_items WHERE tenant = ? AND namespace = ? AND key = ? AND ${LIVE}
+               ORDER BY owner = ? DESC, updated_at DESC LIMIT 1`,
+            )
+            .get(tenant, ns, k, now, scope.own)
+        : this.db
+            .prepare(
+              `SELECT ${COLUMNS} FROM store_items WHERE tenant = ? AND owner = ? AND namespace = ? AND key = ? AND ${LIVE}`,
+            )
+            .get(tenant, scope.owner, ns, k, now)
+    ) as Row | undefined
+    return row ? toRecord(row, seesTenant(ctx)) : undefined
   }
 
   async search(ctx: CallContext, query: MemorySearch): Promise<MemoryRecord[]> {
@@ -301,30 +347,41 @@ export class SqliteMemory implements MemoryStore {
     const filters = compileFilter(query.filter)
     const limit = checkInt('limit', query.limit, 1, MAX_LIMIT, 10)
     const offset = checkInt('offset', query.offset, 0, Number.MAX_SAFE_INTEGER, 0)
+    const owner = ownerFilter(ownerScope(ctx, query.owner))
     const sql =
-      `SELECT ${COLUMNS} FROM store_items WHERE tenant = ?${range.sql} AND ${LIVE}` +
+      `SELECT ${COLUMNS} FROM store_items WHERE tenant = ?${owner.sql}${range.sql} AND ${LIVE}` +
       filters.map((f) => ` AND ${f.sql}`).join('') +
-      ' ORDER BY updated_at DESC, namespace, key LIMIT ? OFFSET ?'
+      ' ORDER BY updated_at DESC, namespace, key, owner LIMIT ? OFFSET ?'
     const rows = this.db
       .prepare(sql)
       .all(
         tenant,
+        ...owner.args,
         ...range.args,
         new Date().toISOString(),
         ...filters.flatMap((f) => f.args),
         limit,
         offset,
       ) as Row[]
-    return rows.map(toRecord)
+    return rows.map((r) => toRecord(r, seesTenant(ctx)))
   }
 
-  async delete(ctx: CallContext, namespace: string[], key: string): Promise<boolean> {
+  /** The caller's own item, or (admins, operators) the item of `opts.owner`. */
+  async delete(
+    ctx: CallContext,
+    namespace: string[],
+    key: string,
+    opts: { owner?: string } = {},
+  ): Promise<boolean> {
     const tenant = scopedTenant(ctx)
     const ns = checkNamespace('namespace', namespace, 1)
     const k = checkKey(key)
+    const scope = ownerScope(ctx, opts.owner)
     const row = this.db
-      .prepare('DELETE FROM store_items WHERE tenant = ? AND namespace = ? AND key = ? RETURNING expires_at')
-      .get(tenant, ns, k) as { expires_at: string | null } | undefined
+      .prepare(
+        'DELETE FROM store_items WHERE tenant = ? AND owner = ? AND namespace = ? AND key = ? RETURNING expires_at',
+      )
+      .get(tenant, scope.owner ?? scope.own, ns, k) as { expires_at: string | null } | undefined
     // An expired row is removed too, but it was already gone as far as the caller could see.
     return row !== undefined && (row.expires_at === null || row.expires_at > new Date().toISOString())
   }
@@ -336,12 +393,15 @@ export class SqliteMemory implements MemoryStore {
     const depth = checkInt('max depth', query.maxDepth, 1, MAX_LABELS, 0)
     const limit = checkInt('limit', query.limit, 1, MAX_LIMIT, 100)
     const offset = checkInt('offset', query.offset, 0, Number.MAX_SAFE_INTEGER, 0)
+    const owner = ownerFilter(ownerScope(ctx, query.owner))
     const rows = this.db
       .prepare(
         `SELECT DISTINCT ${TRUNCATE_FN}(namespace, ?) AS ns FROM store_items
-         WHERE tenant = ?${range.sql} AND ${LIVE} ORDER BY ns LIMIT ? OFFSET ?`,
+         WHERE tenant = ?${owner.sql}${range.sql} AND ${LIVE} ORDER BY ns LIMIT ? OFFSET ?`,
       )
-      .all(depth, tenant, ...range.args, new Date().toISOString(), limit, offset) as { ns: string }[]
+      .all(depth, tenant, ...owner.args, ...range.args, new Date().toISOString(), limit, offset) as {
+      ns: string
+    }[]
     return rows.map((r) => decodeNamespace(r.ns))
   }
 

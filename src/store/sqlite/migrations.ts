@@ -162,4 +162,135 @@ CREATE INDEX webhook_tenant ON webhook_deliveries(tenant, created_at);
 CREATE INDEX webhook_tenant_run ON webhook_deliveries(tenant, run_id);
 `,
   },
+  // Version 3: the A2A endpoint. Push notification configs (secrets sealed, a cursor into the
+  // run's event log), message ids already turned into tasks, and an index to list an agent's tasks
+  // by last update. Nothing here depends on versions 4 and 5, so it applies in either order.
+  {
+    version: 3,
+    name: 'a2a',
+    sql: `
+CREATE TABLE a2a_push_configs (
+  tenant TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  url TEXT NOT NULL,
+  token TEXT,
+  auth_scheme TEXT,
+  credentials TEXT,
+  wire_version TEXT NOT NULL,
+  notified_seq INTEGER NOT NULL DEFAULT 0,
+  last_state TEXT NOT NULL DEFAULT '',
+  done INTEGER NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, task_id, id)
+);
+CREATE INDEX a2a_push_active ON a2a_push_configs(done, updated_at);
+CREATE TABLE a2a_messages (
+  tenant TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, owner, message_id)
+);
+CREATE INDEX runs_agent_updated ON runs(tenant, agent, updated_at);
+`,
+  },
+  {
+    version: 4,
+    name: 'policy',
+    sql: `
+CREATE TABLE approvals (
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  run_id TEXT,
+  request_key TEXT,
+  tool TEXT NOT NULL,
+  connector TEXT NOT NULL,
+  tool_name TEXT NOT NULL,
+  args TEXT NOT NULL,
+  args_hash TEXT NOT NULL,
+  requester TEXT NOT NULL,
+  requester_key TEXT NOT NULL,
+  approvers TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  rule_reason TEXT,
+  status TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  decision TEXT,
+  decider TEXT,
+  reason TEXT,
+  edited_args TEXT,
+  channel TEXT,
+  created_at TEXT NOT NULL,
+  decided_at TEXT,
+  used_at TEXT,
+  run_notified INTEGER NOT NULL DEFAULT 0,
+  notice TEXT
+);
+CREATE UNIQUE INDEX approvals_request_key ON approvals(tenant, request_key) WHERE request_key IS NOT NULL;
+CREATE INDEX approvals_tenant ON approvals(tenant, created_at);
+CREATE INDEX approvals_requester ON approvals(tenant, requester_key, tool, args_hash);
+CREATE INDEX approvals_expiry ON approvals(expires_at) WHERE status = 'pending';
+CREATE INDEX approvals_unnotified ON approvals(created_at) WHERE run_id IS NOT NULL AND run_notified = 0 AND status != 'pending';
+CREATE TABLE limit_counters (
+  key TEXT NOT NULL,
+  period TEXT NOT NULL,
+  used INTEGER NOT NULL DEFAULT 0,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (key, period)
+);
+CREATE TABLE limit_buckets (
+  key TEXT PRIMARY KEY,
+  tokens REAL NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
+`,
+  },
+  // Version 5: owners everywhere (identity and tenancy). Thread ids are unique per tenant, not
+  // globally, so one tenant creating an id another tenant uses learns nothing; memory items belong
+  // to the principal that wrote them (rows from before have owner '' and only admins see them).
+  {
+    version: 5,
+    name: 'owners',
+    sql: `
+CREATE TABLE threads_v5 (
+  id TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  metadata TEXT NOT NULL DEFAULT '{}',
+  state TEXT NOT NULL DEFAULT '{}',
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, id)
+);
+INSERT INTO threads_v5 (id, tenant, owner, metadata, state, created_at, updated_at)
+  SELECT id, tenant, owner, metadata, state, created_at, updated_at FROM threads;
+DROP TABLE threads;
+ALTER TABLE threads_v5 RENAME TO threads;
+CREATE INDEX threads_tenant ON threads(tenant, created_at);
+CREATE INDEX threads_owner ON threads(tenant, owner, created_at);
+DROP INDEX IF EXISTS runs_thread;
+CREATE INDEX runs_thread ON runs(tenant, thread_id, seq);
+CREATE INDEX runs_owner ON runs(tenant, owner, seq);
+CREATE TABLE store_items_v5 (
+  tenant TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  expires_at TEXT,
+  PRIMARY KEY (tenant, owner, namespace, key)
+);
+INSERT INTO store_items_v5 (tenant, owner, namespace, key, value, created_at, updated_at, expires_at)
+  SELECT tenant, '', namespace, key, value, created_at, updated_at, expires_at FROM store_items;
+DROP TABLE store_items;
+ALTER TABLE store_items_v5 RENAME TO store_items;
+CREATE INDEX store_items_expiry ON store_items(expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX store_items_tenant_ns ON store_items(tenant, namespace, key);
+`,
+  },
 ]

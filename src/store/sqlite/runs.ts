@@ -102,8 +102,10 @@ export class SqliteRuns implements RunStore {
     const p = (sql: string) => db.prepare(sql)
     this.stmts = {
       runById: p('SELECT * FROM runs WHERE id = ?'),
-      threadById: p('SELECT * FROM threads WHERE id = ?'),
-      activeOnThread: p(`SELECT * FROM runs WHERE thread_id = ? AND status IN ${ACTIVE} ORDER BY seq`),
+      threadById: p('SELECT * FROM threads WHERE tenant = ? AND id = ?'),
+      activeOnThread: p(
+        `SELECT * FROM runs WHERE tenant = ? AND thread_id = ? AND status IN ${ACTIVE} ORDER BY seq`,
+      ),
       maxEvent: p('SELECT COALESCE(MAX(seq), 0) AS s FROM run_events WHERE run_id = ?'),
       insertEvent: p('INSERT INTO run_events (run_id, seq, type, data, at) VALUES (?, ?, ?, ?, ?)'),
       events: p(
@@ -130,8 +132,8 @@ export class SqliteRuns implements RunStore {
   }
 
   private visibleThread(ctx: CallContext, id: string): ThreadRow | undefined {
-    const row = this.stmts.threadById.get(id) as ThreadRow | undefined
-    if (!row || row.tenant !== ctx.tenant) return undefined
+    const row = this.stmts.threadById.get(ctx.tenant, id) as ThreadRow | undefined
+    if (!row) return undefined
     if (!seesTenant(ctx) && row.owner !== ownerOf(ctx)) return undefined
     return row
   }
@@ -157,7 +159,7 @@ export class SqliteRuns implements RunStore {
   }
 
   private threadView(t: ThreadRow): ThreadRecord {
-    const active = this.stmts.activeOnThread.all(t.id) as RunRow[]
+    const active = this.stmts.activeOnThread.all(t.tenant, t.id) as RunRow[]
     const status = active.some((r) => r.status === 'interrupted')
       ? 'interrupted'
       : active.length
@@ -191,7 +193,7 @@ export class SqliteRuns implements RunStore {
       if (run.threadId) {
         const thread = this.visibleThread(ctx, run.threadId)
         if (!thread) throw new GatewayError('not_found', `thread ${run.threadId} not found`)
-        const active = this.stmts.activeOnThread.all(run.threadId) as RunRow[]
+        const active = this.stmts.activeOnThread.all(ctx.tenant, run.threadId) as RunRow[]
         if (active.length) {
           const strategy = run.multitaskStrategy
           if (strategy === 'reject')
@@ -209,8 +211,8 @@ export class SqliteRuns implements RunStore {
             const first = active.find((a) => a.state_before !== null)
             if (first)
               this.db
-                .prepare('UPDATE threads SET state = ?, updated_at = ? WHERE id = ?')
-                .run(first.state_before, nowIso(), run.threadId)
+                .prepare('UPDATE threads SET state = ?, updated_at = ? WHERE tenant = ? AND id = ?')
+                .run(first.state_before, nowIso(), ctx.tenant, run.threadId)
             for (const a of active) displaced.push(a.id)
             this.deleteRuns(displaced)
           }
@@ -366,7 +368,7 @@ export class SqliteRuns implements RunStore {
         throw new GatewayError('conflict', `thread ${t.id} already exists`)
       throw err
     }
-    return this.threadView(this.stmts.threadById.get(t.id) as ThreadRow)
+    return this.threadView(this.stmts.threadById.get(ctx.tenant, t.id) as ThreadRow)
   }
 
   async getThread(ctx: CallContext, id: string): Promise<ThreadRecord | undefined> {
@@ -405,11 +407,13 @@ export class SqliteRuns implements RunStore {
     const tx = this.db.transaction(() => {
       const row = this.visibleThread(ctx, id)
       if (!row) return false
-      if ((this.stmts.activeOnThread.all(id) as RunRow[]).length)
+      if ((this.stmts.activeOnThread.all(ctx.tenant, id) as RunRow[]).length)
         throw new GatewayError('conflict', `thread ${id} has an active run; cancel it first`)
-      const runs = this.db.prepare('SELECT id FROM runs WHERE thread_id = ?').all(id) as { id: string }[]
+      const runs = this.db
+        .prepare('SELECT id FROM runs WHERE tenant = ? AND thread_id = ?')
+        .all(ctx.tenant, id) as { id: string }[]
       this.deleteRuns(runs.map((r) => r.id))
-      this.db.prepare('DELETE FROM threads WHERE id = ?').run(id)
+      this.db.prepare('DELETE FROM threads WHERE tenant = ? AND id = ?').run(ctx.tenant, id)
       return true
     })
     return tx.immediate()
@@ -432,7 +436,7 @@ export class SqliteRuns implements RunStore {
         .prepare(
           `SELECT * FROM runs r WHERE
              (r.status = 'queued' AND (r.thread_id IS NULL OR NOT EXISTS (
-                SELECT 1 FROM runs o WHERE o.thread_id = r.thread_id AND o.seq <> r.seq AND
+                SELECT 1 FROM runs o WHERE o.tenant = r.tenant AND o.thread_id = r.thread_id AND o.seq <> r.seq AND
                   (o.status IN ('running', 'interrupted') OR (o.status = 'queued' AND o.seq < r.seq)))))
              OR (r.status = 'running' AND (r.lease_owner IS NULL OR r.lease_expires_at < ?${dead}))
            ORDER BY r.seq LIMIT ?`,
@@ -443,7 +447,7 @@ export class SqliteRuns implements RunStore {
         let stateBefore = row.state_before
         if (stateBefore === null) {
           const t = row.thread_id
-            ? (this.stmts.threadById.get(row.thread_id) as ThreadRow | undefined)
+            ? (this.stmts.threadById.get(row.tenant, row.thread_id) as ThreadRow | undefined)
             : undefined
           stateBefore = t?.state ?? '{}'
         }
@@ -536,8 +540,8 @@ export class SqliteRuns implements RunStore {
           const row = this.stmts.runById.get(runId) as RunRow
           if (row.thread_id)
             this.db
-              .prepare('UPDATE threads SET state = ?, updated_at = ? WHERE id = ?')
-              .run(json(threadState), nowIso(), row.thread_id)
+              .prepare('UPDATE threads SET state = ?, updated_at = ? WHERE tenant = ? AND id = ?')
+              .run(json(threadState), nowIso(), row.tenant, row.thread_id)
         }
       })
       .immediate()

@@ -1,0 +1,199 @@
+import type { CallContext } from '../../context.js'
+import type { AuditEvent, AuditQuery, AuditStore, SpanRecord, SpanStore } from '../types.js'
+import { decodeCursor, encodeCursor } from '../scope.js'
+import type { Db } from './db.js'
+
+/*
+ * Audit rows and spans arrive in batches from the telemetry batchers. Each batch is one
+ * multi-row INSERT: one array parameter per column, expanded with unnest, so a batch of any size
+ * is one statement and one round trip (no worker thread: the driver is asynchronous already).
+ */
+
+interface AuditRow {
+  seq: number
+  id: string
+  tenant: string
+  at: string
+  principal: string
+  principal_kind: string
+  action: string
+  target: string | null
+  outcome: string
+  error_code: string | null
+  args_hash: string | null
+  latency_ms: number | null
+  request_id: string | null
+  trace_id: string | null
+}
+
+function toEvent(r: AuditRow): AuditEvent {
+  const e: AuditEvent = {
+    id: r.id,
+    tenant: r.tenant,
+    at: r.at,
+    principal: r.principal,
+    principalKind: r.principal_kind,
+    action: r.action,
+    outcome: r.outcome as AuditEvent['outcome'],
+  }
+  if (r.target !== null) e.target = r.target
+  if (r.error_code !== null) e.errorCode = r.error_code
+  if (r.args_hash !== null) e.argsHash = r.args_hash
+  if (r.latency_ms !== null) e.latencyMs = r.latency_ms
+  if (r.request_id !== null) e.requestId = r.request_id
+  if (r.trace_id !== null) e.traceId = r.trace_id
+  return e
+}
+
+/** Rows per statement: bounds the size of one INSERT, not the batch. */
+const CHUNK = 5000
+
+const AUDIT_INSERT = `INSERT INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
+    error_code, args_hash, latency_ms, request_id, trace_id)
+  SELECT id, tenant, at, principal, principal_kind, action, target, outcome, error_code, args_hash, latency_ms,
+    request_id, trace_id
+  FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::text[], $11::float8[], $12::text[], $13::text[])
+    WITH ORDINALITY AS t(id, tenant, at, principal, principal_kind, action, target, outcome, error_code,
+      args_hash, latency_ms, request_id, trace_id, ord)
+  ORDER BY ord
+  ON CONFLICT (id) DO NOTHING`
+
+/** Column arrays of a batch. */
+function columns<T>(items: readonly T[], cols: readonly ((item: T) => unknown)[]): unknown[][] {
+  return cols.map((col) => items.map(col))
+}
+
+export class PgAudit implements AuditStore {
+  constructor(private readonly db: Db) {}
+
+  async append(events: AuditEvent[]): Promise<void> {
+    for (let i = 0; i < events.length; i += CHUNK) {
+      const chunk = events.slice(i, i + CHUNK)
+      await this.db.rows(
+        AUDIT_INSERT,
+        columns(chunk, [
+          (e) => e.id,
+          (e) => e.tenant,
+          (e) => e.at,
+          (e) => e.principal,
+          (e) => e.principalKind,
+          (e) => e.action,
+          (e) => e.target ?? null,
+          (e) => e.outcome,
+          (e) => e.errorCode ?? null,
+          (e) => e.argsHash ?? null,
+          (e) => e.latencyMs ?? null,
+          (e) => e.requestId ?? null,
+          (e) => e.traceId ?? null,
+        ]),
+      )
+    }
+  }
+
+  async list(ctx: CallContext, query: AuditQuery = {}): Promise<{ items: AuditEvent[]; next?: string }> {
+    const limit = Math.min(Math.max(query.limit ?? 100, 1), 1000)
+    const args: (string | number)[] = [ctx.tenant]
+    const where = ['tenant = $1']
+    if (query.before) {
+      const [seq] = decodeCursor(query.before)
+      args.push(Number(seq))
+      where.push(`seq < $${args.length}`)
+    }
+    if (query.action) {
+      args.push(query.action)
+      where.push(`action = $${args.length}`)
+    }
+    if (query.principal) {
+      args.push(query.principal)
+      where.push(`principal = $${args.length}`)
+    }
+    args.push(limit + 1)
+    const rows = await this.db.rows<AuditRow>(
+      `SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT $${args.length}`,
+      args,
+    )
+    const page = rows.slice(0, limit)
+    const last = page[page.length - 1]
+    return {
+      items: page.map(toEvent),
+      ...(rows.length > limit && last ? { next: encodeCursor([last.seq]) } : {}),
+    }
+  }
+}
+
+interface SpanRow {
+  trace_id: string
+  span_id: string
+  parent_span_id: string | null
+  tenant: string
+  name: string
+  kind: string
+  start_ms: number
+  duration_ms: number
+  status: string
+  attributes: string
+}
+
+const toSpan = (r: SpanRow): SpanRecord => ({
+  traceId: r.trace_id,
+  spanId: r.span_id,
+  ...(r.parent_span_id ? { parentSpanId: r.parent_span_id } : {}),
+  tenant: r.tenant,
+  name: r.name,
+  kind: r.kind,
+  startMs: r.start_ms,
+  durationMs: r.duration_ms,
+  status: r.status as SpanRecord['status'],
+  attributes: JSON.parse(r.attributes) as SpanRecord['attributes'],
+})
+
+const SPAN_INSERT = `INSERT INTO spans (trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms,
+    status, attributes)
+  SELECT trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms, status, attributes
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[],
+    $9::text[], $10::text[])
+    WITH ORDINALITY AS t(trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms, status,
+      attributes, ord)
+  ORDER BY ord`
+
+export class PgSpans implements SpanStore {
+  constructor(private readonly db: Db) {}
+
+  async append(spans: SpanRecord[]): Promise<void> {
+    for (let i = 0; i < spans.length; i += CHUNK) {
+      const chunk = spans.slice(i, i + CHUNK)
+      await this.db.rows(
+        SPAN_INSERT,
+        columns(chunk, [
+          (s) => s.traceId,
+          (s) => s.spanId,
+          (s) => s.parentSpanId ?? null,
+          (s) => s.tenant,
+          (s) => s.name,
+          (s) => s.kind,
+          (s) => s.startMs,
+          (s) => s.durationMs,
+          (s) => s.status,
+          (s) => JSON.stringify(s.attributes),
+        ]),
+      )
+    }
+  }
+
+  async listTrace(ctx: CallContext, traceId: string): Promise<SpanRecord[]> {
+    const rows = await this.db.rows<SpanRow>(
+      'SELECT * FROM spans WHERE tenant = $1 AND trace_id = $2 ORDER BY start_ms, seq',
+      [ctx.tenant, traceId],
+    )
+    return rows.map(toSpan)
+  }
+
+  async recent(ctx: CallContext, limit = 100): Promise<SpanRecord[]> {
+    const rows = await this.db.rows<SpanRow>(
+      'SELECT * FROM spans WHERE tenant = $1 ORDER BY seq DESC LIMIT $2',
+      [ctx.tenant, Math.min(Math.max(limit, 1), 1000)],
+    )
+    return rows.map(toSpan)
+  }
+}
