@@ -10,7 +10,7 @@ Usage:
   gatehouse start [--host 127.0.0.1] [--port 7420] [--data DIR] [--manifests DIR_OR_FILE]... [--config FILE]
   gatehouse apply -f FILE_OR_DIR [-f ...] [--url URL] [--key KEY] [--dry-run]
   gatehouse seal [--data DIR] [--value VALUE]      (reads the value from stdin when --value is absent)
-  gatehouse keys create --role ROLE [--tenant T] [--name N] [--expires-in SECONDS] [--url URL] [--key KEY]
+  gatehouse keys create --role ROLE [--tenant T] [--name N] [--expires-in SECONDS] [--scopes "a b"] [--url URL] [--key KEY]
   gatehouse keys list [--tenant T] [--url URL] [--key KEY]
   gatehouse keys revoke ID [--tenant T] [--url URL] [--key KEY]
 
