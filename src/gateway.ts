@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { generateApiKey, hashApiKey } from './auth/api-keys.js'
 import { createAuth } from './auth/setup.js'
@@ -41,6 +42,9 @@ import { A2aService } from './a2a/service.js'
 import { tracedA2aAgents } from './a2a/trace.js'
 import { approvalRoutes } from './http/routes/approvals.js'
 import { slackRoutes } from './http/routes/slack.js'
+import { scheduleRoutes } from './http/routes/schedules.js'
+import { systemJobs } from './schedules/jobs.js'
+import { Scheduler } from './schedules/scheduler.js'
 import { SlackApprovals } from './policy/slack.js'
 import { ApprovalService } from './policy/approvals.js'
 import { PolicyEngine } from './policy/engine.js'
@@ -300,11 +304,22 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     visibleTools: (ctx, tools) => policy.visible(ctx, tools),
   })
   approvals.attachRuns(runs)
+  // Schedules (docs/schedules.md): each cron tick starts one run across replicas; the gateway's own
+  // cluster-wide periodic jobs (memory TTL sweep, tick pruning) are claimed the same way.
+  const scheduler = new Scheduler({
+    store,
+    runs,
+    audit,
+    logger,
+    owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    jobs: systemJobs(store, logger),
+  })
 
   const reload = async () => {
     const resources = await store.resources.list(op, undefined, { allTenants: true })
     catalog.load(resources)
     policy.load(resources)
+    scheduler.load(resources)
     await registry.load(resources)
   }
   if (config.manifests.length) {
@@ -363,6 +378,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     ...a2aRoutes(a2a),
     ...approvalRoutes({ approvals }),
     ...slackRoutes({ slack }),
+    ...scheduleRoutes({ store, scheduler, audit, reload }),
   ])
   const server = createHttpServer({
     router,
@@ -393,11 +409,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
   webhooks.start()
   a2a.start()
   approvals.start()
-  // Expired memory items are invisible at once; this only reclaims their space.
-  const sweeper = setInterval(() => {
-    store.memory.sweepExpired().catch((err: unknown) => logger.error({ err }, 'memory sweep failed'))
-  }, 60_000)
-  sweeper.unref()
+  scheduler.start()
   ready = true
   const port = (server.address() as AddressInfo).port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
@@ -422,7 +434,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
         await ingress.close()
         runs.close()
         await a2a.close()
-        clearInterval(sweeper)
+        await scheduler.close()
         // Running agents reach a step boundary and give their leases back before upstreams stop.
         await engine.drain(config.drainTimeoutMs)
         await webhooks.close()

@@ -1,3 +1,4 @@
+import { Cron } from 'croner'
 import { z } from 'zod'
 import { compileExpression, ExpressionError, POLICY_VARIABLES } from '../policy/expr.js'
 
@@ -352,8 +353,65 @@ export const PolicySpecSchema = z
   })
   .strict()
 
-export const SUPPORTED_KINDS = ['Tenant', 'Connector', 'Server', 'Agent', 'Policy'] as const
-export const LATER_KINDS = ['Schedule', 'Bot'] as const
+/** Whether `tz` is an IANA time zone name this runtime knows (`UTC`, `Europe/Berlin`, …). */
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A cron expression in croner syntax: 5 fields (minute precision) or 6 (a leading seconds
+ * field); nicknames such as `@hourly`; evaluated in `timezone`. Throws croner's message when invalid.
+ */
+export function compileCron(cron: string, timezone: string): Cron {
+  return new Cron(cron, { timezone, mode: '5-or-6-parts', paused: true })
+}
+
+export const ScheduleSpecSchema = z
+  .object({
+    description: z.string().max(2000).optional(),
+    /** croner syntax, 5 or 6 fields (seconds first when 6): `0 3 * * *`, `*\/10 * * * * *`, `@hourly`. */
+    cron: z.string().min(1).max(200),
+    /** IANA time zone the expression is read in (daylight saving included). */
+    timezone: z.string().min(1).max(100).default('UTC'),
+    /** The agent each tick runs; it must exist in the schedule's tenant. */
+    agent: Name,
+    /** The run's input (checked against the agent's schema when a tick starts the run). */
+    input: z.record(z.string(), z.unknown()).default({}),
+    enabled: z.boolean().default(true),
+    /** While the schedule's previous run is still active: `skip` the tick, or `enqueue` a run behind it. */
+    overlap: z.enum(['skip', 'enqueue']).default('skip'),
+    /** Ticks missed while no gateway was running: `skip` them, or `run_once` for all of them together. */
+    missed: z.enum(['skip', 'run_once']).default('skip'),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (!isTimeZone(s.timezone)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timezone'],
+        message: `unknown time zone ${s.timezone}; use an IANA name such as UTC or Europe/Berlin`,
+      })
+      return
+    }
+    try {
+      if (!compileCron(s.cron, s.timezone).nextRun())
+        ctx.addIssue({ code: 'custom', path: ['cron'], message: 'the expression never fires' })
+    } catch (err) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cron'],
+        message: `invalid cron expression: ${(err as Error).message}`,
+      })
+    }
+  })
+
+export const SUPPORTED_KINDS = ['Tenant', 'Connector', 'Server', 'Agent', 'Policy', 'Schedule'] as const
+export const LATER_KINDS = ['Bot'] as const
 
 export const MetadataSchema = z
   .object({
@@ -388,6 +446,7 @@ export type PolicyMatchSpec = z.infer<typeof PolicyMatchSchema>
 export type RedactionSpec = z.infer<typeof RedactionSpecSchema>
 export type BudgetSpec = z.infer<typeof BudgetSpecSchema>
 export type RateLimitSpec = z.infer<typeof RateLimitSpecSchema>
+export type ScheduleSpec = z.infer<typeof ScheduleSpecSchema>
 
 export const SPEC_SCHEMAS = {
   Tenant: TenantSpecSchema,
@@ -395,4 +454,5 @@ export const SPEC_SCHEMAS = {
   Server: ServerSpecSchema,
   Agent: AgentSpecSchema,
   Policy: PolicySpecSchema,
+  Schedule: ScheduleSpecSchema,
 } as const

@@ -12,6 +12,7 @@ import {
   type AgentSpec,
   type ConnectorSpec,
   type PolicySpec,
+  type ScheduleSpec,
   type ServerSpec,
 } from './schema.js'
 
@@ -145,6 +146,16 @@ function checkReferences(
     if (r.kind === 'Agent') agents.add(`${r.tenant}/${r.name}`)
   }
   resources.forEach((r) => {
+    if (r.kind === 'Schedule') {
+      const agent = (r.spec as ScheduleSpec).agent
+      if (!agents.has(`${r.tenant}/${agent}`))
+        issues.push({
+          document: originOf(sources, resources, r),
+          path: 'spec.agent',
+          message: `agent ${agent} does not exist in tenant ${r.tenant}`,
+        })
+      return
+    }
     if (r.kind !== 'Server') return
     const origin = originOf(sources, resources, r)
     ;((r.spec as ServerSpec).agents ?? []).forEach((a, i) => {

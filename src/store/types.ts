@@ -2,6 +2,7 @@ import type { CallContext, Role } from '../context.js'
 import type { RunStore } from './runs.js'
 import type { ApprovalStore, LimitStore } from './policy.js'
 import type { A2aStore } from './a2a.js'
+import type { ScheduleStore } from './schedules.js'
 
 /**
  * Narrow async storage interfaces. Every method that touches tenant data takes the caller's
@@ -160,6 +161,8 @@ export interface Store {
   readonly limits: LimitStore
   /** A2A push notification configs, message ids, the task listing. */
   readonly a2a: A2aStore
+  /** Schedule ticks: each cron tick claimed once across processes (src/store/schedules.ts). */
+  readonly schedules: ScheduleStore
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -118,6 +118,26 @@ const itemQuery = (ns: string[], key: string, extra = '') =>
 const uniq = (p: string) => `${p}-${randomBytes(5).toString('hex')}`
 
 /**
+ * A schedule of tenant acme for the schedule routes, applied with alice's (admin) token on first
+ * use; disabled, so only triggers start its runs. `fresh` makes another one (for deletes).
+ */
+let acmeScheduleName: Promise<string> | undefined
+async function acmeSchedule(fx: Fixtures, fresh = false): Promise<string> {
+  const make = async () => {
+    const name = uniq('sched')
+    const res = await fetch(`${fx.url}/v1/admin/manifests`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${fx.tokens.admin}`, 'content-type': 'application/yaml' },
+      body: `apiVersion: gatehouse/v1\nkind: Schedule\nmetadata: { name: ${name} }\nspec: { cron: "0 0 1 1 *", agent: flex, input: { mode: echo }, enabled: false }\n`,
+    })
+    if (res.status !== 200) throw new Error(`schedule apply: ${res.status} ${await res.text()}`)
+    return name
+  }
+  if (fresh) return make()
+  return (acmeScheduleName ??= make())
+}
+
+/**
  * One entry per route of the router table, keyed `METHOD /path`. A new route needs an entry here
  * (the first test names the missing ones).
  */
@@ -311,6 +331,47 @@ const TABLE: Record<string, Case[]> = {
       kind: 'tenant',
       ok: 204,
       req: async (fx, _w, id) => ({ path: `/v1/admin/connectors/${id(await fx.freshConnector())}` }),
+    },
+  ],
+  'GET /v1/schedules': [
+    { name: 'list schedules', kind: 'any', ok: 200, req: () => ({ path: '/v1/schedules' }) },
+  ],
+  'GET /v1/schedules/{name}': [
+    {
+      name: "acme's schedule",
+      kind: 'tenant',
+      ok: 200,
+      req: async (fx, _w, id) => ({ path: `/v1/schedules/${id(await acmeSchedule(fx))}` }),
+    },
+  ],
+  'PATCH /v1/schedules/{name}': [
+    {
+      name: "disable acme's schedule",
+      kind: 'tenant',
+      ok: 200,
+      req: async (fx, _w, id) => ({
+        path: `/v1/schedules/${id(await acmeSchedule(fx))}`,
+        body: { enabled: false },
+      }),
+    },
+  ],
+  'DELETE /v1/schedules/{name}': [
+    {
+      name: "delete acme's schedule",
+      kind: 'tenant',
+      ok: 204,
+      req: async (fx, _w, id) => ({ path: `/v1/schedules/${id(await acmeSchedule(fx, true))}` }),
+    },
+  ],
+  'POST /v1/schedules/{name}/trigger': [
+    {
+      name: "run acme's schedule now",
+      kind: 'tenant',
+      ok: 201,
+      req: async (fx, _w, id) => ({
+        path: `/v1/schedules/${id(await acmeSchedule(fx))}/trigger`,
+        body: {},
+      }),
     },
   ],
   'GET /v1/admin/servers': [

@@ -115,7 +115,7 @@ spec: { transport: http, url: "http://x.invalid/mcp", auth: { type: static, toke
   it('says plainly what is not supported yet', () => {
     const later = problems(`
 apiVersion: gatehouse/v1
-kind: Schedule
+kind: Bot
 metadata: { name: p }
 spec: {}
 ---
@@ -129,7 +129,7 @@ kind: Gadget
 metadata: { name: g }
 spec: {}
 `).issues.join('\n')
-    expect(later).toMatch(/#1 kind: kind Schedule is not supported yet/)
+    expect(later).toMatch(/#1 kind: kind Bot is not supported yet/)
     expect(later).toMatch(/#2 spec\.auth\.type: auth type oauth2 .* not supported yet/)
     expect(later).toMatch(/#3 kind: unknown kind Gadget/)
   })
@@ -321,5 +321,92 @@ spec: { rules: [{ match: { tenant: other }, decision: deny }] }
       acmeAdmin,
     ).issues.join('\n')
     expect(scoped).toMatch(/spec\.rules\[0\]\.match\.tenant: match\.tenant applies to global policies only/)
+  })
+
+  it('validates schedules: cron, time zone, policies, defaults, and that the agent exists', () => {
+    const flex = resolve('test/fixtures/agents/flex.mjs')
+    const agent = `apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: flex, tenant: acme }
+spec: { type: code, module: "${flex}" }
+`
+    const ok = problems(
+      `${agent}---
+apiVersion: gatehouse/v1
+kind: Schedule
+metadata: { name: nightly, tenant: acme }
+spec:
+  cron: "0 30 2 * * *"
+  timezone: Europe/Berlin
+  agent: flex
+  input: { mode: echo, text: hi }
+  overlap: enqueue
+  missed: run_once
+---
+apiVersion: gatehouse/v1
+kind: Schedule
+metadata: { name: minimal, tenant: acme }
+spec: { cron: "@hourly", agent: flex }
+`,
+      acmeAdmin,
+    )
+    expect(ok.issues).toEqual([])
+    expect(ok.resources.find((r) => r.name === 'minimal')!.spec).toEqual({
+      cron: '@hourly',
+      timezone: 'UTC',
+      agent: 'flex',
+      input: {},
+      enabled: true,
+      overlap: 'skip',
+      missed: 'skip',
+    })
+    // The agent may also exist already in the store, but only in the schedule's own tenant.
+    const existing: ResourceRecord[] = [
+      { kind: 'Agent', tenant: 'acme', name: 'stored', spec: {}, generation: 1, updatedAt: '' },
+      { kind: 'Agent', tenant: 'globex', name: 'theirs', spec: {}, generation: 1, updatedAt: '' },
+    ]
+    const bad = problems(
+      `apiVersion: gatehouse/v1
+kind: Schedule
+metadata: { name: a }
+spec: { cron: "61 * * * *", agent: stored }
+---
+apiVersion: gatehouse/v1
+kind: Schedule
+metadata: { name: b }
+spec: { cron: "* * * * *", timezone: Mars/Olympus, agent: stored }
+---
+apiVersion: gatehouse/v1
+kind: Schedule
+metadata: { name: c }
+spec: { cron: "* * * * *", agent: theirs, overlap: allow, missed: all, extra: 1 }
+---
+apiVersion: gatehouse/v1
+kind: Schedule
+metadata: { name: d }
+spec: { cron: "0 0 30 2 *", agent: stored }
+---
+apiVersion: gatehouse/v1
+kind: Schedule
+metadata: { name: e }
+spec: { cron: "* * * * *", agent: theirs }
+---
+apiVersion: gatehouse/v1
+kind: Schedule
+metadata: { name: f }
+spec: { cron: "* * * * *", agent: stored, input: [1] }
+`,
+      acmeAdmin,
+      existing,
+    ).issues.join('\n')
+    expect(bad).toMatch(/#1 spec\.cron: invalid cron expression: .*minute/)
+    expect(bad).toMatch(/#2 spec\.timezone: unknown time zone Mars\/Olympus/)
+    expect(bad).toMatch(/#3 spec\.overlap: /)
+    expect(bad).toMatch(/#3 spec\.missed: /)
+    expect(bad).toMatch(/#3 spec: Unrecognized key: "extra"/)
+    expect(bad).toMatch(/#4 spec\.cron: the expression never fires/)
+    expect(bad).toMatch(/spec\.agent: agent theirs does not exist in tenant acme/)
+    expect(bad).toMatch(/#6 spec\.input: /)
+    expect(bad).not.toMatch(/agent stored does not exist/)
   })
 })

@@ -11,6 +11,7 @@ import { memoryContract } from './memory.contract.js'
 import { runsContract } from './runs.contract.js'
 import { policyContract } from './policy.contract.js'
 import { a2aContract } from './a2a.contract.js'
+import { schedulesContract } from './schedules.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-store-'))
 let n = 0
@@ -26,6 +27,8 @@ runsContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }
 policyContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `p${n++}.db`) }))
 policyContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }))
 a2aContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `a${n++}.db`) }))
+schedulesContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `t${n++}.db`) }))
+schedulesContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }))
 
 describe('sqlite migrations', () => {
   it('apply a version that landed below the highest applied one (changes merged in another order)', () => {

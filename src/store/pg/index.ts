@@ -11,6 +11,7 @@ import { PgRuns } from './runs.js'
 import { PgAudit, PgSpans } from './telemetry.js'
 import { PgApprovals, PgLimits } from './policy.js'
 import { PgA2a } from './a2a.js'
+import { PgSchedules } from './schedules.js'
 import { PgTenants } from './tenants.js'
 
 export interface PgStoreOptions {
@@ -144,6 +145,7 @@ export async function openPgStore(options: PgStoreOptions): Promise<Store> {
     approvals: new PgApprovals(db),
     limits: new PgLimits(db),
     a2a: new PgA2a(db),
+    schedules: new PgSchedules(db),
     async ping() {
       await pool.query('SELECT 1')
     },

@@ -259,4 +259,25 @@ CREATE TABLE limit_buckets (
 );
 `,
   },
+  // Version 6 (same number as SQLite's): schedule ticks; the primary key makes a cron tick
+  // happen once across replicas (the first INSERT wins).
+  {
+    version: 6,
+    name: 'schedule_ticks',
+    sql: `
+CREATE TABLE schedule_ticks (
+  tenant text COLLATE "C" NOT NULL,
+  schedule text COLLATE "C" NOT NULL,
+  tick_at timestamptz NOT NULL,
+  status text NOT NULL,
+  run_id text,
+  reason text,
+  owner text NOT NULL,
+  claimed_at_ms bigint NOT NULL,
+  updated_at timestamptz NOT NULL,
+  PRIMARY KEY (tenant, schedule, tick_at)
+);
+CREATE INDEX schedule_ticks_claimed ON schedule_ticks(claimed_at_ms) WHERE status = 'claimed';
+`,
+  },
 ]

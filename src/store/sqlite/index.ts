@@ -11,6 +11,7 @@ import { SqliteWebhookOutbox } from './outbox.js'
 import { SqliteRuns } from './runs.js'
 import { SqliteApprovals, SqliteLimits } from './policy.js'
 import { SqliteA2a } from './a2a.js'
+import { SqliteSchedules } from './schedules.js'
 import { inlineWriter, workerWriter } from './writer.js'
 
 export interface SqliteStoreOptions {
@@ -77,6 +78,7 @@ export function openSqliteStore({
     approvals: new SqliteApprovals(db),
     limits: new SqliteLimits(db),
     a2a: new SqliteA2a(db),
+    schedules: new SqliteSchedules(db),
     async ping() {
       db.prepare('SELECT 1').get()
     },

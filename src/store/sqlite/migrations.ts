@@ -293,4 +293,25 @@ CREATE INDEX store_items_expiry ON store_items(expires_at) WHERE expires_at IS N
 CREATE INDEX store_items_tenant_ns ON store_items(tenant, namespace, key);
 `,
   },
+  // Version 6: schedule ticks. The primary key is what makes a cron tick happen once across
+  // processes: the first INSERT wins, every other claimer of the same tick gets a conflict.
+  {
+    version: 6,
+    name: 'schedule_ticks',
+    sql: `
+CREATE TABLE schedule_ticks (
+  tenant TEXT NOT NULL,
+  schedule TEXT NOT NULL,
+  tick_at TEXT NOT NULL,
+  status TEXT NOT NULL,
+  run_id TEXT,
+  reason TEXT,
+  owner TEXT NOT NULL,
+  claimed_at_ms INTEGER NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, schedule, tick_at)
+);
+CREATE INDEX schedule_ticks_claimed ON schedule_ticks(claimed_at_ms) WHERE status = 'claimed';
+`,
+  },
 ]
