@@ -124,6 +124,17 @@ export class SqliteRuns implements RunStore {
 
   // ---- helpers -------------------------------------------------------------------------------
 
+  /** Statements are prepared once per SQL text (preparing costs as much as running a claim). */
+  private readonly statements = new Map<string, Database.Statement>()
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text)
+    if (!st) {
+      st = this.db.prepare(text)
+      this.statements.set(text, st)
+    }
+    return st
+  }
+
   private visibleRun(ctx: CallContext, id: string): RunRow | undefined {
     const row = this.stmts.runById.get(id) as RunRow | undefined
     if (!row || row.tenant !== ctx.tenant) return undefined
@@ -153,9 +164,7 @@ export class SqliteRuns implements RunStore {
   }
 
   private setStatus(id: string, status: RunStatus, extra = ''): void {
-    this.db
-      .prepare(`UPDATE runs SET status = ?, updated_at = ?${extra} WHERE id = ?`)
-      .run(status, nowIso(), id)
+    this.sql(`UPDATE runs SET status = ?, updated_at = ?${extra} WHERE id = ?`).run(status, nowIso(), id)
   }
 
   private threadView(t: ThreadRow): ThreadRecord {
@@ -179,9 +188,9 @@ export class SqliteRuns implements RunStore {
 
   private deleteRuns(ids: readonly string[]): void {
     for (const id of ids) {
-      this.db.prepare('DELETE FROM run_events WHERE run_id = ?').run(id)
-      this.db.prepare('DELETE FROM run_journal WHERE run_id = ?').run(id)
-      this.db.prepare('DELETE FROM runs WHERE id = ?').run(id)
+      this.sql('DELETE FROM run_events WHERE run_id = ?').run(id)
+      this.sql('DELETE FROM run_journal WHERE run_id = ?').run(id)
+      this.sql('DELETE FROM runs WHERE id = ?').run(id)
     }
   }
 
@@ -210,34 +219,35 @@ export class SqliteRuns implements RunStore {
             // Restore the state the earliest displaced run started from, then forget the runs.
             const first = active.find((a) => a.state_before !== null)
             if (first)
-              this.db
-                .prepare('UPDATE threads SET state = ?, updated_at = ? WHERE tenant = ? AND id = ?')
-                .run(first.state_before, nowIso(), ctx.tenant, run.threadId)
+              this.sql('UPDATE threads SET state = ?, updated_at = ? WHERE tenant = ? AND id = ?').run(
+                first.state_before,
+                nowIso(),
+                ctx.tenant,
+                run.threadId,
+              )
             for (const a of active) displaced.push(a.id)
             this.deleteRuns(displaced)
           }
         }
       }
       const now = nowIso()
-      this.db
-        .prepare(
-          `INSERT INTO runs (id, tenant, owner, caller, agent, thread_id, status, input, multitask_strategy,
+      this.sql(
+        `INSERT INTO runs (id, tenant, owner, caller, agent, thread_id, status, input, multitask_strategy,
              webhook, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          run.id,
-          ctx.tenant,
-          ownerOf(ctx),
-          json(run.caller),
-          run.agent,
-          run.threadId ?? null,
-          json(run.input),
-          run.multitaskStrategy,
-          run.webhook ? json(run.webhook) : null,
-          now,
-          now,
-        )
+      ).run(
+        run.id,
+        ctx.tenant,
+        ownerOf(ctx),
+        json(run.caller),
+        run.agent,
+        run.threadId ?? null,
+        json(run.input),
+        run.multitaskStrategy,
+        run.webhook ? json(run.webhook) : null,
+        now,
+        now,
+      )
       this.append(run.id, [{ type: 'status', data: { status: 'queued' } }])
       return { run: toRun(this.stmts.runById.get(run.id) as RunRow), displaced }
     })
@@ -274,9 +284,10 @@ export class SqliteRuns implements RunStore {
       args.push(Number(seq))
     }
     const limit = Math.min(Math.max(query.limit ?? 50, 1), 500)
-    const rows = this.db
-      .prepare(`SELECT * FROM runs WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`)
-      .all(...args, limit + 1) as RunRow[]
+    const rows = this.sql(`SELECT * FROM runs WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`).all(
+      ...args,
+      limit + 1,
+    ) as RunRow[]
     const page = rows.slice(0, limit)
     return {
       items: page.map(toRun),
@@ -294,15 +305,13 @@ export class SqliteRuns implements RunStore {
   /** Queued or interrupted → cancelled now, with its terminal event. */
   private cancelNow(row: RunRow, reason: string): void {
     const error = { code: 'cancelled', message: reason }
-    this.db
-      .prepare(
-        `UPDATE runs SET status = 'cancelled', error = ?, lease_owner = NULL, lease_expires_at = NULL,
+    this.sql(
+      `UPDATE runs SET status = 'cancelled', error = ?, lease_owner = NULL, lease_expires_at = NULL,
            updated_at = ? WHERE id = ?`,
-      )
-      .run(json(error), nowIso(), row.id)
+    ).run(json(error), nowIso(), row.id)
     if (row.status === 'running') {
       // A worker may still be executing it: its next fenced write fails and it stops.
-      this.db.prepare('UPDATE runs SET cancel_requested = ? WHERE id = ?').run(reason, row.id)
+      this.sql('UPDATE runs SET cancel_requested = ? WHERE id = ?').run(reason, row.id)
     }
     this.append(row.id, [{ type: 'end', data: { status: 'cancelled', error } }])
   }
@@ -314,9 +323,11 @@ export class SqliteRuns implements RunStore {
       if (TERMINAL_STATUSES.has(row.status as RunStatus))
         throw new GatewayError('conflict', `run ${id} is already ${row.status}`)
       if (row.status === 'running' && row.lease_owner) {
-        this.db
-          .prepare('UPDATE runs SET cancel_requested = ?, updated_at = ? WHERE id = ?')
-          .run(reason, nowIso(), id)
+        this.sql('UPDATE runs SET cancel_requested = ?, updated_at = ? WHERE id = ?').run(
+          reason,
+          nowIso(),
+          id,
+        )
       } else {
         this.cancelNow(row, reason)
       }
@@ -331,17 +342,13 @@ export class SqliteRuns implements RunStore {
       if (!row) return undefined
       if (row.status !== 'interrupted')
         throw new GatewayError('conflict', `run ${id} is ${row.status}, not interrupted; nothing to resume`)
-      const pending = this.db
-        .prepare(
-          "SELECT pos FROM run_journal WHERE run_id = ? AND kind = 'interrupt' AND status = 'started' ORDER BY pos DESC LIMIT 1",
-        )
-        .get(id) as { pos: number } | undefined
+      const pending = this.sql(
+        "SELECT pos FROM run_journal WHERE run_id = ? AND kind = 'interrupt' AND status = 'started' ORDER BY pos DESC LIMIT 1",
+      ).get(id) as { pos: number } | undefined
       if (pending) {
-        this.db
-          .prepare(
-            "UPDATE run_journal SET status = 'done', result = ?, updated_at = ? WHERE run_id = ? AND pos = ?",
-          )
-          .run(json(value), nowIso(), id, pending.pos)
+        this.sql(
+          "UPDATE run_journal SET status = 'done', result = ?, updated_at = ? WHERE run_id = ? AND pos = ?",
+        ).run(json(value), nowIso(), id, pending.pos)
       }
       this.setStatus(id, 'queued', ', interrupt = NULL')
       this.append(id, [{ type: 'status', data: { status: 'queued', resumed: true } }])
@@ -358,11 +365,9 @@ export class SqliteRuns implements RunStore {
   ): Promise<ThreadRecord> {
     const now = nowIso()
     try {
-      this.db
-        .prepare(
-          'INSERT INTO threads (id, tenant, owner, metadata, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        )
-        .run(t.id, ctx.tenant, ownerOf(ctx), json(t.metadata ?? {}), '{}', now, now)
+      this.sql(
+        'INSERT INTO threads (id, tenant, owner, metadata, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ).run(t.id, ctx.tenant, ownerOf(ctx), json(t.metadata ?? {}), '{}', now, now)
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
         throw new GatewayError('conflict', `thread ${t.id} already exists`)
@@ -392,9 +397,9 @@ export class SqliteRuns implements RunStore {
       args.push(String(createdAt), String(id))
     }
     const limit = Math.min(Math.max(query.limit ?? 50, 1), 500)
-    const rows = this.db
-      .prepare(`SELECT * FROM threads WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`)
-      .all(...args, limit + 1) as ThreadRow[]
+    const rows = this.sql(
+      `SELECT * FROM threads WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
+    ).all(...args, limit + 1) as ThreadRow[]
     const page = rows.slice(0, limit)
     const last = page[page.length - 1]
     return {
@@ -409,11 +414,11 @@ export class SqliteRuns implements RunStore {
       if (!row) return false
       if ((this.stmts.activeOnThread.all(ctx.tenant, id) as RunRow[]).length)
         throw new GatewayError('conflict', `thread ${id} has an active run; cancel it first`)
-      const runs = this.db
-        .prepare('SELECT id FROM runs WHERE tenant = ? AND thread_id = ?')
-        .all(ctx.tenant, id) as { id: string }[]
+      const runs = this.sql('SELECT id FROM runs WHERE tenant = ? AND thread_id = ?').all(ctx.tenant, id) as {
+        id: string
+      }[]
       this.deleteRuns(runs.map((r) => r.id))
-      this.db.prepare('DELETE FROM threads WHERE tenant = ? AND id = ?').run(ctx.tenant, id)
+      this.sql('DELETE FROM threads WHERE tenant = ? AND id = ?').run(ctx.tenant, id)
       return true
     })
     return tx.immediate()
@@ -432,16 +437,14 @@ export class SqliteRuns implements RunStore {
     const tx = this.db.transaction(() => {
       const dead = deadOwners.length ? ` OR lease_owner IN (${deadOwners.map(() => '?').join(',')})` : ''
       // Queued runs whose thread has nothing earlier still active, plus running runs nobody holds.
-      const rows = this.db
-        .prepare(
-          `SELECT * FROM runs r WHERE
+      const rows = this.sql(
+        `SELECT * FROM runs r WHERE
              (r.status = 'queued' AND (r.thread_id IS NULL OR NOT EXISTS (
                 SELECT 1 FROM runs o WHERE o.tenant = r.tenant AND o.thread_id = r.thread_id AND o.seq <> r.seq AND
                   (o.status IN ('running', 'interrupted') OR (o.status = 'queued' AND o.seq < r.seq)))))
              OR (r.status = 'running' AND (r.lease_owner IS NULL OR r.lease_expires_at < ?${dead}))
            ORDER BY r.seq LIMIT ?`,
-        )
-        .all(nowMs, ...deadOwners, limit) as RunRow[]
+      ).all(nowMs, ...deadOwners, limit) as RunRow[]
       const claimed: ClaimedRun[] = []
       for (const row of rows) {
         let stateBefore = row.state_before
@@ -451,12 +454,10 @@ export class SqliteRuns implements RunStore {
             : undefined
           stateBefore = t?.state ?? '{}'
         }
-        this.db
-          .prepare(
-            `UPDATE runs SET status = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1,
+        this.sql(
+          `UPDATE runs SET status = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1,
                state_before = ?, updated_at = ? WHERE id = ?`,
-          )
-          .run(owner, nowMs + leaseMs, stateBefore, nowIso(), row.id)
+        ).run(owner, nowMs + leaseMs, stateBefore, nowIso(), row.id)
         if (row.status === 'queued') this.append(row.id, [{ type: 'status', data: { status: 'running' } }])
         claimed.push(toClaimed(this.stmts.runById.get(row.id) as RunRow))
       }
@@ -474,7 +475,7 @@ export class SqliteRuns implements RunStore {
     const tx = this.db.transaction(() => {
       const lost: string[] = []
       const cancel: string[] = []
-      const extend = this.db.prepare(
+      const extend = this.sql(
         "UPDATE runs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
       )
       for (const id of ids) {
@@ -489,11 +490,9 @@ export class SqliteRuns implements RunStore {
 
   async leaseOwners(): Promise<string[]> {
     return (
-      this.db
-        .prepare(
-          "SELECT DISTINCT lease_owner AS o FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL",
-        )
-        .all() as { o: string }[]
+      this.sql(
+        "SELECT DISTINCT lease_owner AS o FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL",
+      ).all() as { o: string }[]
     ).map((r) => r.o)
   }
 
@@ -539,9 +538,12 @@ export class SqliteRuns implements RunStore {
         if (threadState) {
           const row = this.stmts.runById.get(runId) as RunRow
           if (row.thread_id)
-            this.db
-              .prepare('UPDATE threads SET state = ?, updated_at = ? WHERE tenant = ? AND id = ?')
-              .run(json(threadState), nowIso(), row.tenant, row.thread_id)
+            this.sql('UPDATE threads SET state = ?, updated_at = ? WHERE tenant = ? AND id = ?').run(
+              json(threadState),
+              nowIso(),
+              row.tenant,
+              row.thread_id,
+            )
         }
       })
       .immediate()
@@ -556,8 +558,7 @@ export class SqliteRuns implements RunStore {
     return this.db
       .transaction(() => {
         this.assertLease(owner, runId)
-        if (emitted !== undefined)
-          this.db.prepare('UPDATE runs SET emitted = ? WHERE id = ?').run(emitted, runId)
+        if (emitted !== undefined) this.sql('UPDATE runs SET emitted = ? WHERE id = ?').run(emitted, runId)
         return this.append(runId, events)
       })
       .immediate()
@@ -582,7 +583,7 @@ export class SqliteRuns implements RunStore {
         m.promptTokens += u.promptTokens
         m.completionTokens += u.completionTokens
         m.calls += 1
-        this.db.prepare('UPDATE runs SET usage = ? WHERE id = ?').run(json(totals), runId)
+        this.sql('UPDATE runs SET usage = ? WHERE id = ?').run(json(totals), runId)
       })
       .immediate()
   }
@@ -591,12 +592,10 @@ export class SqliteRuns implements RunStore {
     return this.db
       .transaction(() => {
         this.assertLease(owner, runId)
-        this.db
-          .prepare(
-            `UPDATE runs SET status = 'interrupted', interrupt = ?, lease_owner = NULL, lease_expires_at = NULL,
+        this.sql(
+          `UPDATE runs SET status = 'interrupted', interrupt = ?, lease_owner = NULL, lease_expires_at = NULL,
              updated_at = ? WHERE id = ?`,
-          )
-          .run(json(payload), nowIso(), runId)
+        ).run(json(payload), nowIso(), runId)
         return this.append(runId, [{ type: 'interrupt', data: { status: 'interrupted', payload } }])
       })
       .immediate()
@@ -611,18 +610,16 @@ export class SqliteRuns implements RunStore {
       .transaction(() => {
         const row = this.stmts.runById.get(runId) as RunRow | undefined
         if (!row || row.lease_owner !== owner || row.status !== 'running') return undefined
-        this.db
-          .prepare(
-            `UPDATE runs SET status = ?, output = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL,
+        this.sql(
+          `UPDATE runs SET status = ?, output = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL,
              updated_at = ? WHERE id = ?`,
-          )
-          .run(
-            result.status,
-            result.output === undefined ? null : json(result.output),
-            result.error ? json(result.error) : null,
-            nowIso(),
-            runId,
-          )
+        ).run(
+          result.status,
+          result.output === undefined ? null : json(result.output),
+          result.error ? json(result.error) : null,
+          nowIso(),
+          runId,
+        )
         const events = this.append(runId, [
           {
             type: 'end',
@@ -639,7 +636,7 @@ export class SqliteRuns implements RunStore {
   }
 
   async release(owner: string, ids: readonly string[]): Promise<void> {
-    const stmt = this.db.prepare(
+    const stmt = this.sql(
       'UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?',
     )
     this.db
