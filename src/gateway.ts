@@ -58,6 +58,8 @@ import { RunEngine } from './runs/engine.js'
 import { AgentTools } from './runs/mcp-tools.js'
 import { McpTasks } from './runs/mcp-tasks.js'
 import { EventHub } from './runs/hub.js'
+import { LocalNotifier, type Notifier } from './runs/notifier.js'
+import { PgNotifier } from './store/pg/notify.js'
 import { RunService, runView } from './runs/service.js'
 import { sealWebhookSecret, WebhookSender, webhookTenantSecret } from './runs/webhooks.js'
 import { UpstreamRpcError } from './upstream/rpc.js'
@@ -218,6 +220,16 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
       inputSchema: (t.def.inputSchema as Record<string, unknown> | undefined) ?? { type: 'object' },
     }))
   const hub = new EventHub()
+  // Run wake-ups across replicas (PostgreSQL LISTEN/NOTIFY); in-process only on SQLite.
+  let notifier: Notifier = new LocalNotifier()
+  if (config.databaseUrl) {
+    const pgNotifier = new PgNotifier({
+      url: config.databaseUrl,
+      onError: (err) => logger.warn({ err: err.message }, 'PostgreSQL LISTEN connection error'),
+    })
+    await pgNotifier.start()
+    notifier = pgNotifier
+  }
   const catalog = new AgentCatalog({
     secrets,
     logger,
@@ -264,7 +276,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     concurrency: config.runConcurrency,
     leaseMs: config.runLeaseMs,
     pollMs: config.runPollMs,
-    published: (id) => hub.publish(id),
+    published: (id) => notifier.publish('events', id),
+    released: (ids) => ids.forEach((id) => notifier.publish('wake', id)),
     onTerminal: (run) => onTerminal(run),
     host: {
       callTool: runToolCall,
@@ -279,6 +292,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     catalog,
     engine,
     hub,
+    notifier,
     audit,
     logger,
     heartbeatMs: config.streamHeartbeatMs,
@@ -293,6 +307,11 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
       sealSecret: (secret) => sealWebhookSecret(masterKey, secret),
     },
   })
+
+  notifier.subscribe('events', (id) => hub.publish(id))
+  notifier.subscribe('wake', () => engine.wake())
+  // A cancel requested on any replica aborts the run where it executes (no wait for a heartbeat).
+  notifier.subscribe('cancel', (id) => engine.abortLocal(id, 'cancel', 'cancelled by request'))
 
   const agentTools = new AgentTools(catalog, runs)
   const ingress = new McpIngress({
@@ -399,6 +418,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     server.listen(config.port, config.host, () => resolve())
   }).catch(async (err: NodeJS.ErrnoException) => {
     await registry.close()
+    await notifier.close()
     await store.close()
     throw new GatewayError(
       'unavailable',
@@ -437,6 +457,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
         await scheduler.close()
         // Running agents reach a step boundary and give their leases back before upstreams stop.
         await engine.drain(config.drainTimeoutMs)
+        await notifier.close()
         await webhooks.close()
         await approvals.close()
         // In-flight requests get a grace period; keep-alive connections are closed as they go idle.

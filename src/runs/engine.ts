@@ -23,6 +23,8 @@ export interface EngineOptions {
   host: Omit<RunHost, 'owner' | 'store' | 'draining' | 'published'>
   /** New events exist for a run (wakes its streams). */
   published(runId: string): void
+  /** Runs given back by a draining process (another process may claim them now). */
+  released?(runIds: string[]): void
   /** A run reached a terminal status (webhooks, audit). */
   onTerminal?(run: RunRecord): void
   /** Runs executing at once in this process. */
@@ -271,6 +273,7 @@ export class RunEngine {
       }
       if (exec.reason === 'drain' || err instanceof DrainSignal) {
         await this.opts.store.release(this.owner, [run.id])
+        this.opts.released?.([run.id])
         return
       }
       const e: RunError =
@@ -308,8 +311,13 @@ export class RunEngine {
     await Promise.race([all, new Promise<void>((r) => setTimeout(r, 1000).unref())])
     clearInterval(this.beatTimer)
     this.stopped = true
-    if (this.active.size)
-      await this.opts.store.release(this.owner, [...this.active.keys()]).catch(() => undefined)
+    if (this.active.size) {
+      const ids = [...this.active.keys()]
+      await this.opts.store.release(this.owner, ids).then(
+        () => this.opts.released?.(ids),
+        () => undefined,
+      )
+    }
   }
 
   get running(): number {

@@ -16,6 +16,7 @@ import type { AuditWriter } from '../telemetry/audit.js'
 import type { AgentCatalog } from './agents.js'
 import type { RunEngine } from './engine.js'
 import type { EventHub } from './hub.js'
+import type { Notifier } from './notifier.js'
 
 /** Completion webhooks: the URL is checked when the run is created, delivery happens at the end. */
 export interface RunWebhooks {
@@ -38,6 +39,8 @@ export interface RunServiceOptions {
   catalog: AgentCatalog
   engine: RunEngine
   hub: EventHub
+  /** Tells every replica (this one included) about new events, claimable runs and cancel requests. */
+  notifier: Notifier
   audit: AuditWriter
   logger: Logger
   webhooks?: RunWebhooks
@@ -138,14 +141,15 @@ export class RunService {
     })
     for (const id of displaced) {
       this.o.engine.abortLocal(id, 'cancel', `displaced by run ${run.id}`)
-      this.o.hub.publish(id)
+      this.o.notifier.publish('cancel', id)
+      this.o.notifier.publish('events', id)
       if (req.multitaskStrategy === 'interrupt') {
         const gone = await this.o.store.get(ctx, id)
         if (gone) this.o.onTerminal?.(gone)
       }
     }
     this.audit(ctx, 'run.create', `${req.agent}/${run.id}`)
-    this.o.engine.wake()
+    this.o.notifier.publish('wake', run.id)
     return run
   }
 
@@ -163,7 +167,8 @@ export class RunService {
     const run = await this.o.store.requestCancel(ctx, id, reason)
     if (!run) throw new GatewayError('not_found', `run ${id} not found`)
     this.o.engine.abortLocal(id, 'cancel', reason)
-    this.o.hub.publish(id)
+    this.o.notifier.publish('cancel', id)
+    this.o.notifier.publish('events', id)
     this.audit(ctx, 'run.cancel', `${run.agent}/${id}`)
     if (run.status === 'cancelled') this.o.onTerminal?.(run)
     return run
@@ -176,9 +181,9 @@ export class RunService {
     }
     const run = await this.o.store.resume(ctx, id, value)
     if (!run) throw new GatewayError('not_found', `run ${id} not found`)
-    this.o.hub.publish(id)
+    this.o.notifier.publish('events', id)
     this.audit(ctx, 'run.resume', `${run.agent}/${id}`)
-    this.o.engine.wake()
+    this.o.notifier.publish('wake', id)
     return run
   }
 
