@@ -63,14 +63,25 @@ function rejectOnAbort(signal: AbortSignal): Promise<never> {
   })
 }
 
-/** Lease owners on this host whose process is gone (SIGKILL, crash): their runs are taken over at once. */
+/** Engines alive in this process (tests and embedders may run several gateways in one process). */
+const LIVE_OWNERS = new Set<string>()
+
+/**
+ * Lease owners on this host whose process is gone (SIGKILL, crash): their runs are taken over at
+ * once. An owner with this process's pid that no live engine here holds is a previous
+ * incarnation with the same pid (a container restarted as PID 1): dead too.
+ */
 function deadLocalOwners(owners: readonly string[], self: string): string[] {
   const host = hostname()
   const dead: string[] = []
   for (const o of owners) {
     if (o === self) continue
     const [h, pid] = o.split(':')
-    if (h !== host || !pid || Number(pid) === process.pid) continue
+    if (h !== host || !pid) continue
+    if (Number(pid) === process.pid) {
+      if (!LIVE_OWNERS.has(o)) dead.push(o)
+      continue
+    }
     try {
       process.kill(Number(pid), 0)
     } catch (err) {
@@ -92,11 +103,16 @@ export class RunEngine {
   private stopped = false
   private claiming = false
   private again = false
+  /** Look for dead owners on the next claim (start-up and poll ticks, not every in-process wake). */
+  private scanDead = true
+  /** The last claim filled every free slot: runs may be waiting for one. */
+  private saturated = false
   private pollTimer?: NodeJS.Timeout
   private beatTimer?: NodeJS.Timeout
   private readonly host: RunHost
 
   constructor(private readonly opts: EngineOptions) {
+    LIVE_OWNERS.add(this.owner)
     this.host = {
       ...opts.host,
       owner: this.owner,
@@ -107,7 +123,10 @@ export class RunEngine {
   }
 
   start(): void {
-    this.pollTimer = setInterval(() => this.wake(), this.opts.pollMs)
+    this.pollTimer = setInterval(() => {
+      this.scanDead = true
+      this.wake()
+    }, this.opts.pollMs)
     this.pollTimer.unref()
     this.beatTimer = setInterval(() => void this.heartbeat(), Math.max(50, Math.floor(this.opts.leaseMs / 3)))
     this.beatTimer.unref()
@@ -131,12 +150,16 @@ export class RunEngine {
     do {
       this.again = false
       const free = this.opts.concurrency - this.active.size
+      if (free <= 0) this.saturated = true
       if (free <= 0 || this.draining) return
       try {
-        const dead = deadLocalOwners(await this.opts.store.leaseOwners(), this.owner)
+        const scan = this.scanDead
+        this.scanDead = false
+        const dead = scan ? deadLocalOwners(await this.opts.store.leaseOwners(), this.owner) : []
         const runs = await this.opts.store.claim(this.owner, Date.now(), this.opts.leaseMs, free, dead)
         for (const run of runs) this.launch(run)
-        if (runs.length === free) this.again = true
+        this.saturated = runs.length === free
+        if (this.saturated) this.again = true
       } catch (err) {
         this.opts.logger.error({ err }, 'claiming runs failed')
         return
@@ -152,7 +175,9 @@ export class RunEngine {
     exec.done = this.execute(exec).finally(() => {
       this.active.delete(run.id)
       this.opts.published(run.id)
-      this.wake()
+      // Claim again only when something may be waiting: the next run on this thread, or runs
+      // queued while every slot was taken (others arrive by wake-ups and the poll).
+      if (run.threadId || this.saturated) this.wake()
     })
   }
 
@@ -311,6 +336,7 @@ export class RunEngine {
     await Promise.race([all, new Promise<void>((r) => setTimeout(r, 1000).unref())])
     clearInterval(this.beatTimer)
     this.stopped = true
+    LIVE_OWNERS.delete(this.owner)
     if (this.active.size) {
       const ids = [...this.active.keys()]
       await this.opts.store.release(this.owner, ids).then(

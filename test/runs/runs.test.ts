@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { tmpdir } from 'node:os'
+import { createContext } from '../../src/context.js'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 // @ts-expect-error — plain JS fixture
@@ -311,6 +314,32 @@ describe('threads and multitask strategies', () => {
     expect((await t.api('DELETE', `/v1/threads/${tid}`)).status).toBe(204)
     expect((await t.api('GET', `/v1/runs/${r1.id}`)).status).toBe(404)
     expect((await t.api('GET', `/v1/threads/${tid}`)).status).toBe(404)
+  })
+})
+
+describe('leases', () => {
+  it('takes over at once a run held by a dead incarnation with this very pid (a container restarted as PID 1)', async () => {
+    const ctx = createContext({
+      tenant: 'default',
+      principal: { kind: 'service', id: 'bootstrap' },
+      roles: ['admin'],
+    })
+    const runs = t.gw.store.runs
+    const id = randomUUID()
+    await runs.create(ctx, {
+      id,
+      agent: 'flex',
+      input: { mode: 'echo', text: 'again' },
+      multitaskStrategy: 'enqueue',
+      caller: { principal: ctx.principal, roles: ['admin'], scopes: [] },
+    })
+    // Same host, same pid, an owner no live engine here holds; a lease far in the future.
+    const claimed = await runs.claim(`${hostname()}:${process.pid}:0ld0wner`, Date.now(), 600_000, 1)
+    expect(claimed.map((r) => r.id)).toEqual([id])
+    const started = Date.now()
+    const done = await waitRun(id)
+    expect(done).toMatchObject({ status: 'succeeded', attempts: 2, output: { text: 'again' } })
+    expect(Date.now() - started).toBeLessThan(5000)
   })
 })
 
