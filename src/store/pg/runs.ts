@@ -4,7 +4,6 @@ import { GatewayError } from '../../errors.js'
 import {
   LeaseLostError,
   TERMINAL_STATUSES,
-  type CallerSnapshot,
   type ClaimedRun,
   type FinishInput,
   type JournalEntry,
@@ -21,81 +20,14 @@ import {
 import { decodeCursor, encodeCursor, nowIso } from '../scope.js'
 import { ownerOf, seesTenant } from '../owner.js'
 import { sqlState, UNIQUE_VIOLATION, type Db, type Queryable } from './db.js'
+import { json, toClaimed, toRun, type RunRow, type ThreadRow } from '../run-rows.js'
 
-interface RunRow {
-  seq: number
-  id: string
-  tenant: string
-  owner: string
-  caller: string
-  agent: string
-  thread_id: string | null
-  status: string
-  input: string
-  output: string | null
-  error: string | null
-  interrupt: string | null
-  multitask_strategy: string
-  webhook: string | null
-  usage: string | null
-  state_before: string | null
-  emitted: number
-  cancel_requested: string | null
-  lease_owner: string | null
-  lease_expires_at: number | null
-  attempts: number
-  created_at: string
-  updated_at: string
-}
-
-interface ThreadRow {
-  id: string
-  tenant: string
-  owner: string
-  metadata: string
-  state: string
-  created_at: string
-  updated_at: string
-  /** Computed: see THREAD_COLUMNS. */
+/** A thread row with its computed run status (see THREAD_COLUMNS). */
+interface PgThreadRow extends ThreadRow {
   run_status: ThreadRecord['status']
 }
 
-const json = (v: unknown): string => JSON.stringify(v ?? null)
-const parse = (s: string | null): unknown => (s === null ? undefined : JSON.parse(s))
-
-function toRun(r: RunRow): RunRecord {
-  const webhook = r.webhook ? (JSON.parse(r.webhook) as { url: string }) : undefined
-  return {
-    id: r.id,
-    tenant: r.tenant,
-    owner: r.owner,
-    agent: r.agent,
-    ...(r.thread_id ? { threadId: r.thread_id } : {}),
-    status: r.status as RunStatus,
-    input: JSON.parse(r.input),
-    ...(r.output !== null ? { output: JSON.parse(r.output) } : {}),
-    ...(r.error !== null ? { error: JSON.parse(r.error) } : {}),
-    ...(r.interrupt !== null && r.status === 'interrupted' ? { interrupt: JSON.parse(r.interrupt) } : {}),
-    multitaskStrategy: r.multitask_strategy as RunRecord['multitaskStrategy'],
-    ...(webhook ? { webhook: { url: webhook.url } } : {}),
-    ...(r.usage ? { usage: JSON.parse(r.usage) as UsageTotals } : {}),
-    attempts: r.attempts,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  }
-}
-
-function toClaimed(r: RunRow): ClaimedRun {
-  return {
-    ...toRun(r),
-    caller: JSON.parse(r.caller) as CallerSnapshot,
-    stateBefore: (parse(r.state_before) as Record<string, unknown> | undefined) ?? {},
-    emitted: r.emitted,
-    ...(r.cancel_requested ? { cancelRequested: r.cancel_requested } : {}),
-  }
-}
-
-function toThread(t: ThreadRow): ThreadRecord {
+function toThread(t: PgThreadRow): ThreadRecord {
   return {
     id: t.id,
     tenant: t.tenant,
@@ -149,8 +81,8 @@ export class PgRuns implements RunStore {
     ctx: CallContext,
     id: string,
     lock = false,
-  ): Promise<ThreadRow | undefined> {
-    const row = await this.db.one<ThreadRow>(
+  ): Promise<PgThreadRow | undefined> {
+    const row = await this.db.one<PgThreadRow>(
       lock
         ? `SELECT t.*, NULL AS run_status FROM threads t WHERE t.tenant = $1 AND t.id = $2 FOR UPDATE`
         : `SELECT ${THREAD_COLUMNS} FROM threads t WHERE t.tenant = $1 AND t.id = $2`,
@@ -163,7 +95,7 @@ export class PgRuns implements RunStore {
   }
 
   private async threadView(c: Queryable, tenant: string, id: string): Promise<ThreadRecord> {
-    const row = await this.db.one<ThreadRow>(
+    const row = await this.db.one<PgThreadRow>(
       `SELECT ${THREAD_COLUMNS} FROM threads t WHERE t.tenant = $1 AND t.id = $2`,
       [tenant, id],
       c,
@@ -415,7 +347,7 @@ export class PgRuns implements RunStore {
     }
     const limit = Math.min(Math.max(query.limit ?? 50, 1), 500)
     args.push(limit + 1)
-    const rows = await this.db.rows<ThreadRow>(
+    const rows = await this.db.rows<PgThreadRow>(
       `SELECT ${THREAD_COLUMNS} FROM threads t WHERE ${where.join(' AND ')}
         ORDER BY t.created_at DESC, t.id DESC LIMIT $${args.length}`,
       args,
