@@ -2,18 +2,7 @@ import type { CallContext } from '../../context.js'
 import type { Tenant, TenantStore } from '../types.js'
 import { nowIso, requireOperator } from '../scope.js'
 import type { Db } from './db.js'
-
-interface Row {
-  name: string
-  display_name: string | null
-  created_at: string
-}
-
-const toTenant = (r: Row): Tenant => ({
-  name: r.name,
-  ...(r.display_name ? { displayName: r.display_name } : {}),
-  createdAt: r.created_at,
-})
+import { Row, toTenant } from '../rows/tenants.js'
 
 export class PgTenants implements TenantStore {
   constructor(private readonly db: Db) {}

@@ -2,24 +2,7 @@ import type Database from 'better-sqlite3'
 import type { CallContext } from '../../context.js'
 import type { ApplyAction, ResourceInput, ResourceKind, ResourceRecord, ResourceStore } from '../types.js'
 import { nowIso, scopedTenant } from '../scope.js'
-
-interface Row {
-  tenant: string
-  kind: string
-  name: string
-  spec: string
-  generation: number
-  updated_at: string
-}
-
-const toRecord = (r: Row): ResourceRecord => ({
-  kind: r.kind as ResourceKind,
-  tenant: r.tenant,
-  name: r.name,
-  spec: JSON.parse(r.spec) as unknown,
-  generation: r.generation,
-  updatedAt: r.updated_at,
-})
+import { Row, toRecord } from '../rows/resources.js'
 
 export class SqliteResources implements ResourceStore {
   constructor(private readonly db: Database.Database) {}

@@ -2,18 +2,7 @@ import type Database from 'better-sqlite3'
 import type { CallContext } from '../../context.js'
 import type { Tenant, TenantStore } from '../types.js'
 import { nowIso, requireOperator } from '../scope.js'
-
-interface Row {
-  name: string
-  display_name: string | null
-  created_at: string
-}
-
-const toTenant = (r: Row): Tenant => ({
-  name: r.name,
-  ...(r.display_name ? { displayName: r.display_name } : {}),
-  createdAt: r.created_at,
-})
+import { Row, toTenant } from '../rows/tenants.js'
 
 export class SqliteTenants implements TenantStore {
   constructor(private readonly db: Database.Database) {}
