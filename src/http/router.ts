@@ -12,7 +12,7 @@ export interface RouteRequest {
   res: ServerResponse
   url: URL
   params: Record<string, string>
-  /** Present unless the route is `auth: 'none'`. */
+  /** Present unless the route is `auth: 'none'` (anonymous, tenant `default`, no roles, on `optional` routes without credentials). */
   ctx: CallContext
   /** Raw body, size-limited; read once. */
   body(): Promise<Buffer>
@@ -33,8 +33,12 @@ export interface Route {
   method: Method
   /** Path pattern with `{param}` segments, e.g. `/v1/admin/keys/{id}`. */
   path: string
-  /** `none` for health and metrics; everything else authenticates. */
-  auth: 'none' | 'required'
+  /**
+   * `none` for health and metrics; `optional` authenticates a caller that sends credentials
+   * (bad ones are 401) and serves anyone else as an anonymous caller of tenant `default`
+   * (public A2A agent cards); everything else is `required`.
+   */
+  auth: 'none' | 'optional' | 'required'
   /** Any of these roles may call; absent means any authenticated principal. */
   roles?: Role[]
   /** Short description for docs and the isolation matrix. */

@@ -4,7 +4,7 @@ import type { RequestMeta } from '../auth/authenticator.js'
 import { AuthError } from '../auth/oidc.js'
 import { sourceOf } from '../auth/rate-limit.js'
 import type { GatewayAuth } from '../auth/setup.js'
-import { hasRole, type CallContext } from '../context.js'
+import { createContext, hasRole, type CallContext } from '../context.js'
 import { GatewayError, toGatewayError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../telemetry/metrics.js'
@@ -134,7 +134,13 @@ export function createHttpServer(opts: HttpServerOptions): Server {
       typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID()
     res.setHeader('x-request-id', requestId)
     let ctx: CallContext | undefined
-    if (route.auth !== 'none') {
+    if (route.auth === 'optional' && req.headers.authorization === undefined) {
+      ctx = createContext({
+        tenant: 'default',
+        principal: { kind: 'service', id: 'anonymous' },
+        requestId,
+      })
+    } else if (route.auth !== 'none') {
       ctx = await authenticate(req, res, url.pathname, `${route.method} ${route.path}`, requestId)
       if (!ctx) return 'auth'
       if (route.roles && !ctx.operator && !hasRole(ctx, ...route.roles)) {

@@ -623,6 +623,8 @@ const TABLE: Record<string, Case[]> = {
       name: "acme's agent card",
       kind: 'tenant',
       ok: 200,
+      // Anonymous callers see tenant default's public cards: acme's agent is not there.
+      expect: { none: 404 },
       req: (_fx, _w, id) => ({ path: `/a2a/${id('acme-only')}/.well-known/agent-card.json` }),
     },
   ],
@@ -772,9 +774,9 @@ function a2aMessage() {
 /** The status a good identity should get for a case, the route's roles included. */
 function expected(route: Route, c: Case, who: Who): number {
   if (c.kind === 'public') return c.ok
+  if (c.expect?.[who] !== undefined) return c.expect[who]!
   if (!isGood(who)) return 401
   if (route.roles && !route.roles.includes(ROLE[who])) return 403
-  if (c.expect?.[who] !== undefined) return c.expect[who]!
   switch (c.kind) {
     case 'any':
       return c.ok

@@ -54,6 +54,19 @@ describe('every route in the router table', () => {
     }
   })
 
+  it('serves optional-auth routes anonymously as tenant default, and refuses bad keys on them', async () => {
+    const optional = gw.gw.routes.filter((r) => r.auth === 'optional')
+    expect(optional.map((r) => r.path)).toEqual(['/a2a/{agent}/.well-known/agent-card.json'])
+    for (const route of optional) {
+      const anonymous = await fetch(gw.url + route.path)
+      expect(anonymous.status, route.path).toBe(404) // no agent named {agent} in tenant default
+      const bad = await fetch(gw.url + route.path, {
+        headers: { authorization: 'Bearer gk_not_a_real_key_000000000000' },
+      })
+      expect(bad.status, route.path).toBe(401)
+    }
+  })
+
   it('serves the unauthenticated routes without a key', async () => {
     for (const route of gw.gw.routes.filter((r) => r.auth === 'none')) {
       const res = await fetch(gw.url + route.path)

@@ -40,7 +40,8 @@ export function a2aRoutes(a2a: A2aService): Route[] {
     {
       method: 'GET',
       path: '/a2a/{agent}/.well-known/agent-card.json',
-      auth: 'required',
+      // Public for tenant `default` (discovery needs no key); a key selects its own tenant.
+      auth: 'optional',
       summary: "an agent's A2A agent card (1.0 with A2A-Version: 1.0, else 0.3 with the 1.0 interfaces)",
       handler: async (r) => {
         await b.card(r)
