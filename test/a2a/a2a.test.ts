@@ -115,10 +115,15 @@ describe('agent cards', () => {
     expect(c.supportedInterfaces).toHaveLength(3)
   })
 
-  it('needs a key (the card names the tenant’s agent); unknown agents are 404', async () => {
+  it('is public for tenant default (discovery needs no key); a bad key is 401; unknown agents are 404', async () => {
     const anon = await fetch(`${t.url}/a2a/flex/.well-known/agent-card.json`)
-    expect(anon.status).toBe(401)
-    expect(anon.headers.get('www-authenticate')).toMatch(/^Bearer/)
+    expect(anon.status).toBe(200)
+    expect(((await anon.json()) as { name: string }).name).toBe('flex')
+    const bad = await fetch(`${t.url}/a2a/flex/.well-known/agent-card.json`, {
+      headers: { authorization: 'Bearer gk_not_a_real_key_000000000000' },
+    })
+    expect(bad.status).toBe(401)
+    expect(bad.headers.get('www-authenticate')).toMatch(/^Bearer/)
     expect((await card('nope')).status).toBe(404)
   })
 
