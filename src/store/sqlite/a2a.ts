@@ -1,53 +1,10 @@
 import type Database from 'better-sqlite3'
 import type { CallContext } from '../../context.js'
 import { GatewayError } from '../../errors.js'
-import type {
-  A2aStore,
-  NewPushConfig,
-  PushConfigRecord,
-  PushWireVersion,
-  RunStateMatch,
-  TaskQuery,
-} from '../a2a.js'
+import type { A2aStore, NewPushConfig, PushConfigRecord, RunStateMatch, TaskQuery } from '../a2a.js'
 import { ownerOf, seesTenant } from '../owner.js'
 import { decodeCursor, encodeCursor, nowIso } from '../scope.js'
-
-interface PushRow {
-  tenant: string
-  task_id: string
-  id: string
-  url: string
-  token: string | null
-  auth_scheme: string | null
-  credentials: string | null
-  wire_version: string
-  notified_seq: number
-  last_state: string
-  done: number
-  created_at: string
-  updated_at: string
-}
-
-/** Sealed values look like `gh1.<keyId>.<body>` (vault/seal.ts). */
-const SEALED = /^gh1\.[^.]+\.[A-Za-z0-9_-]+$/
-
-function toRecord(r: PushRow): PushConfigRecord {
-  return {
-    tenant: r.tenant,
-    taskId: r.task_id,
-    id: r.id,
-    url: r.url,
-    ...(r.token !== null ? { sealedToken: r.token } : {}),
-    ...(r.auth_scheme !== null ? { authScheme: r.auth_scheme } : {}),
-    ...(r.credentials !== null ? { sealedCredentials: r.credentials } : {}),
-    wireVersion: r.wire_version as PushWireVersion,
-    notifiedSeq: r.notified_seq,
-    lastState: r.last_state,
-    done: r.done === 1,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  }
-}
+import { PushRow, SEALED, toRecord } from '../rows/a2a.js'
 
 /** SQL for one alternative of a state filter, with its arguments. */
 function stateSql(m: RunStateMatch, args: (string | number)[]): string {
