@@ -4,15 +4,23 @@ import { ownerOf, seesTenant } from '../owner.js'
 import { scopedTenant } from '../scope.js'
 import type { MemoryPut, MemoryRecord, MemorySearch, MemoryStore, NamespaceQuery } from '../types.js'
 import {
+  bad,
+  checkInt,
+  checkNamespace,
+  checkText,
+  checkTtl,
+  checkValue,
   decodeNamespace,
-  encodeNamespace,
+  ESC,
+  isPlainObject,
+  MAX_FILTER_FIELDS,
+  MAX_IN_VALUES,
   MAX_KEY_CHARS,
   MAX_LABEL_CHARS,
   MAX_LABELS,
   MAX_LIMIT,
-  MAX_TTL_SECONDS,
-  MAX_VALUE_BYTES,
-} from '../sqlite/memory.js'
+  TERM,
+} from '../rows/memory.js'
 import type { Db } from './db.js'
 
 /*
@@ -32,30 +40,6 @@ import type { Db } from './db.js'
  *    escape PostgreSQL cannot decode to text (U+0000 or a lone surrogate) never satisfies a range
  *    operator instead of failing the whole query.
  */
-
-const TERM = '\u0001'
-const ESC = '\u0002'
-
-const bad = (message: string) => new GatewayError('bad_request', message)
-
-const LONE_SURROGATE = /[\uD800-\uDFFF]/u
-
-function checkText(what: string, s: unknown, max: number): string {
-  if (typeof s !== 'string') throw bad(`${what} must be a string`)
-  if (s.length === 0) throw bad(`${what} is empty; it must be 1–${max} characters`)
-  if (s.length > max && [...s].length > max) throw bad(`${what} is longer than ${max} characters`)
-  if (LONE_SURROGATE.test(s)) throw bad(`${what} is not well-formed Unicode (lone surrogate)`)
-  return s
-}
-
-/** Validates a namespace (or, with `minLabels` 0, a prefix) and returns it encoded. */
-function checkNamespace(what: string, ns: unknown, minLabels: number): string {
-  if (!Array.isArray(ns)) throw bad(`${what} must be an array of labels, e.g. ["users", "u-1"]`)
-  if (ns.length < minLabels) throw bad(`${what} needs at least ${minLabels} label`)
-  if (ns.length > MAX_LABELS) throw bad(`${what} has ${ns.length} labels; at most ${MAX_LABELS} are allowed`)
-  ns.forEach((l, i) => checkText(`${what} label ${i + 1}`, l, MAX_LABEL_CHARS))
-  return encodeNamespace(ns as string[])
-}
 
 /** U+0000–U+0002 → U+0002 followed by '0'–'2': no U+0000 in the column, and order is kept. */
 function encodeKey(key: string): string {
@@ -78,46 +62,6 @@ function decodeKey(stored: string): string {
 
 const checkKey = (key: unknown): string => encodeKey(checkText('key', key, MAX_KEY_CHARS))
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
-function checkValue(value: unknown): string {
-  if (!isPlainObject(value)) {
-    const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
-    throw bad(`value must be a JSON object, got ${got}`)
-  }
-  let text: string | undefined
-  try {
-    text = JSON.stringify(value)
-  } catch (err) {
-    throw bad(`value is not serialisable as JSON: ${(err as Error).message}`)
-  }
-  if (text === undefined || !text.startsWith('{')) throw bad('value must serialise to a JSON object')
-  const bytes = Buffer.byteLength(text)
-  if (bytes > MAX_VALUE_BYTES)
-    throw bad(`value is ${bytes} bytes as JSON; the limit is ${MAX_VALUE_BYTES} bytes (1 MiB)`)
-  return text
-}
-
-function checkInt(what: string, v: unknown, min: number, max: number, dflt: number): number {
-  if (v === undefined) return dflt
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-    throw bad(`${what} must be an integer from ${min} to ${max}`)
-  return v
-}
-
-function checkTtl(ttl: unknown): number | undefined {
-  if (ttl === undefined) return undefined
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_SECONDS)
-    throw bad(`ttl must be a number of seconds above 0 and at most ${MAX_TTL_SECONDS}`)
-  return ttl
-}
-
-/* Filters, compiled to SQL with every field name and value bound as a parameter. */
-
-const MAX_FILTER_FIELDS = 32
-const MAX_IN_VALUES = 100
 const OPERATORS = ['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in'] as const
 type Operator = (typeof OPERATORS)[number]
 const RANGE_SQL: Partial<Record<Operator, string>> = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' }
