@@ -2,48 +2,13 @@ import type { CallContext } from '../../context.js'
 import type { AuditEvent, AuditQuery, AuditStore, SpanRecord, SpanStore } from '../types.js'
 import { decodeCursor, encodeCursor } from '../scope.js'
 import type { Db } from './db.js'
+import { toEvent, toSpan, type AuditRow, type SpanRow } from '../rows/telemetry.js'
 
 /*
  * Audit rows and spans arrive in batches from the telemetry batchers. Each batch is one
  * multi-row INSERT: one array parameter per column, expanded with unnest, so a batch of any size
  * is one statement and one round trip (no worker thread: the driver is asynchronous already).
  */
-
-interface AuditRow {
-  seq: number
-  id: string
-  tenant: string
-  at: string
-  principal: string
-  principal_kind: string
-  action: string
-  target: string | null
-  outcome: string
-  error_code: string | null
-  args_hash: string | null
-  latency_ms: number | null
-  request_id: string | null
-  trace_id: string | null
-}
-
-function toEvent(r: AuditRow): AuditEvent {
-  const e: AuditEvent = {
-    id: r.id,
-    tenant: r.tenant,
-    at: r.at,
-    principal: r.principal,
-    principalKind: r.principal_kind,
-    action: r.action,
-    outcome: r.outcome as AuditEvent['outcome'],
-  }
-  if (r.target !== null) e.target = r.target
-  if (r.error_code !== null) e.errorCode = r.error_code
-  if (r.args_hash !== null) e.argsHash = r.args_hash
-  if (r.latency_ms !== null) e.latencyMs = r.latency_ms
-  if (r.request_id !== null) e.requestId = r.request_id
-  if (r.trace_id !== null) e.traceId = r.trace_id
-  return e
-}
 
 /** Rows per statement: bounds the size of one INSERT, not the batch. */
 const CHUNK = 5000
@@ -121,32 +86,6 @@ export class PgAudit implements AuditStore {
     }
   }
 }
-
-interface SpanRow {
-  trace_id: string
-  span_id: string
-  parent_span_id: string | null
-  tenant: string
-  name: string
-  kind: string
-  start_ms: number
-  duration_ms: number
-  status: string
-  attributes: string
-}
-
-const toSpan = (r: SpanRow): SpanRecord => ({
-  traceId: r.trace_id,
-  spanId: r.span_id,
-  ...(r.parent_span_id ? { parentSpanId: r.parent_span_id } : {}),
-  tenant: r.tenant,
-  name: r.name,
-  kind: r.kind,
-  startMs: r.start_ms,
-  durationMs: r.duration_ms,
-  status: r.status as SpanRecord['status'],
-  attributes: JSON.parse(r.attributes) as SpanRecord['attributes'],
-})
 
 const SPAN_INSERT = `INSERT INTO spans (trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms,
     status, attributes)

@@ -7,34 +7,8 @@ import {
   type TickKey,
   type TickOutcome,
   type TickRecord,
-  type TickStatus,
 } from '../schedules.js'
-
-interface Row {
-  tenant: string
-  schedule: string
-  tick_at: string
-  status: string
-  run_id: string | null
-  reason: string | null
-  owner: string
-  claimed_at_ms: number
-  updated_at: string
-}
-
-function toRecord(r: Row): TickRecord {
-  return {
-    tenant: r.tenant,
-    schedule: r.schedule,
-    tickAt: r.tick_at,
-    status: r.status as TickStatus,
-    ...(r.run_id !== null ? { runId: r.run_id } : {}),
-    ...(r.reason !== null ? { reason: r.reason } : {}),
-    owner: r.owner,
-    claimedAtMs: r.claimed_at_ms,
-    updatedAt: r.updated_at,
-  }
-}
+import { toRecord, type Row } from '../rows/schedules.js'
 
 /** Tick times are stored as ISO-8601 UTC with milliseconds, so equal instants are equal text. */
 const canonical = (iso: string): string => new Date(iso).toISOString()
