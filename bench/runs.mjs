@@ -50,6 +50,8 @@ import {
   pinSelf,
   processCpuMicros,
   processMemory,
+  stopChild,
+  waitForLine,
 } from './lib/proc.mjs'
 import { SseParser } from './lib/sse.mjs'
 
@@ -181,49 +183,6 @@ function startChild(name, cmd, args, { env, cpu } = {}) {
   child.stdout.on('data', keep)
   child.stderr.on('data', keep)
   return child
-}
-
-/** Resolves { value, at } once the child prints a line matching `re` on stdout (`at`: when it arrived). */
-function waitForLine(child, re, timeoutMs = 30_000) {
-  return new Promise((resolve, reject) => {
-    let buf = ''
-    const timer = setTimeout(
-      () =>
-        done(new Error(`${child.benchName}: no ${re} within ${timeoutMs} ms\n${child.output.join('\n')}`)),
-      timeoutMs,
-    )
-    const onData = (chunk) => {
-      const at = performance.now()
-      buf += chunk
-      const m = re.exec(buf)
-      if (m) done(null, { value: m[1], at })
-    }
-    const onExit = (code, signal) =>
-      done(
-        new Error(
-          `${child.benchName} exited (code ${code}, signal ${signal}) before it was ready:\n${child.output.join('\n')}`,
-        ),
-      )
-    function done(err, value) {
-      clearTimeout(timer)
-      child.stdout.off('data', onData)
-      child.off('exit', onExit)
-      if (err) reject(err)
-      else resolve(value)
-    }
-    child.stdout.on('data', onData)
-    child.once('exit', onExit)
-  })
-}
-
-async function stopChild(child, timeoutMs = 15_000) {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exited
-  child.expectExit = true
-  child.kill('SIGTERM')
-  const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-  const r = await child.exited
-  clearTimeout(t)
-  return r
 }
 
 function killAllSync() {

@@ -38,6 +38,7 @@ import { createHistogram } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
+import { stopChild, waitForLine } from './lib/proc.mjs'
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(BENCH_DIR, '..')
@@ -166,48 +167,6 @@ function startChild(name, cmd, args, { env, cpu } = {}) {
   child.stdout.on('data', keep)
   child.stderr.on('data', keep)
   return child
-}
-
-/** Resolves with the first capture group of `re` once the child prints a matching line. */
-function waitForLine(child, re, timeoutMs = 20_000) {
-  return new Promise((resolve, reject) => {
-    let buf = ''
-    const timer = setTimeout(
-      () =>
-        done(new Error(`${child.benchName}: no ${re} within ${timeoutMs} ms\n${child.output.join('\n')}`)),
-      timeoutMs,
-    )
-    const onData = (chunk) => {
-      buf += chunk
-      const m = re.exec(buf)
-      if (m) done(null, m[1])
-    }
-    const onExit = (code, signal) =>
-      done(
-        new Error(
-          `${child.benchName} exited (code ${code}, signal ${signal}) before it was ready:\n${child.output.join('\n')}`,
-        ),
-      )
-    function done(err, value) {
-      clearTimeout(timer)
-      child.stdout.off('data', onData)
-      child.off('exit', onExit)
-      if (err) reject(err)
-      else resolve(value)
-    }
-    child.stdout.on('data', onData)
-    child.once('exit', onExit)
-  })
-}
-
-async function stopChild(child, timeoutMs = 5000) {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exited
-  child.expectExit = true
-  child.kill('SIGTERM')
-  const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-  const r = await child.exited
-  clearTimeout(t)
-  return r
 }
 
 function killAllSync() {
@@ -539,7 +498,7 @@ async function main() {
     [join(BENCH_DIR, UPSTREAM.module), '0'],
     pinning.pin ? { cpu: 1 } : {},
   )
-  const upstreamUrl = await waitForLine(upstream, UPSTREAM.ready)
+  const upstreamUrl = (await waitForLine(upstream, UPSTREAM.ready, 20_000)).value
   log(
     `upstream ${UPSTREAM_KIND}: ${upstreamUrl} (pid ${upstream.pid}); the gateway speaks ${UPSTREAM_PROTOCOL} to it`,
   )
@@ -583,7 +542,7 @@ async function main() {
       ...(pinning.pin ? { cpu: 0 } : {}),
     },
   )
-  const gatewayBase = await waitForLine(gateway, /gatehouse listening on (\S+)/)
+  const gatewayBase = (await waitForLine(gateway, /gatehouse listening on (\S+)/, 20_000)).value
   const gatewayMcp = `${gatewayBase}/mcp`
   const auth = { authorization: `Bearer ${adminKey}` }
   log(`gateway ${gatewayBase} (pid ${gateway.pid})`)
@@ -779,7 +738,7 @@ async function main() {
   // At the default log level (warn) anything the gateway prints besides its banner is worth a look.
   const sessionStatusCheck = gateway.output.filter((l) => !/^gatehouse listening on /.test(l))
   const gwExit = await stopChild(gateway, 10_000)
-  await stopChild(upstream)
+  await stopChild(upstream, 5000)
   const recorded = countRecorded(join(tmpRoot, 'data'))
   const gatewayCalls = results.filter((r) => r.case !== 'direct').reduce((n, r) => n + r.ok, 0)
 

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 /**
  * Linux /proc readings for benchmarks: per-process CPU time and memory, machine-wide busy time
  * (to estimate the load other processes put on a shared machine), and CPU pinning with taskset.
@@ -156,4 +157,50 @@ export function topProcesses(before, after, seconds, exclude = [], n = 3) {
     if (used > 0) rows.push({ pid, comm: a.comm, cpuPercent: (used / (seconds * 1e6)) * 100 })
   }
   return rows.sort((x, y) => y.cpuPercent - x.cpuPercent).slice(0, n)
+}
+
+/* Child processes started by the benches: `benchName`, `output` (recent lines), `exited` (a promise) and `expectExit` are set by each bench's spawner. */
+
+/** Resolves { value, at } once the child prints a line matching `re` on stdout (`at`: when it arrived). */
+export function waitForLine(child, re, timeoutMs = 30_000) {
+  return new Promise((resolve, reject) => {
+    let buf = ''
+    const timer = setTimeout(
+      () =>
+        done(new Error(`${child.benchName}: no ${re} within ${timeoutMs} ms\n${child.output.join('\n')}`)),
+      timeoutMs,
+    )
+    const onData = (chunk) => {
+      const at = performance.now()
+      buf += chunk
+      const m = re.exec(buf)
+      if (m) done(null, { value: m[1], at })
+    }
+    const onExit = (code, signal) =>
+      done(
+        new Error(
+          `${child.benchName} exited (code ${code}, signal ${signal}) before it was ready:\n${child.output.join('\n')}`,
+        ),
+      )
+    function done(err, value) {
+      clearTimeout(timer)
+      child.stdout.off('data', onData)
+      child.off('exit', onExit)
+      if (err) reject(err)
+      else resolve(value)
+    }
+    child.stdout.on('data', onData)
+    child.once('exit', onExit)
+  })
+}
+
+/** SIGTERM, then SIGKILL after `timeoutMs`; resolves with what `child.exited` resolves to. */
+export async function stopChild(child, timeoutMs = 15_000) {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exited
+  child.expectExit = true
+  child.kill('SIGTERM')
+  const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const r = await child.exited
+  clearTimeout(t)
+  return r
 }
