@@ -2,13 +2,13 @@ import type {
   AgentContext,
   AgentEvent,
   Memory,
-  MemoryItem,
   StepInfo,
   ToolInfo,
   ToolResult,
   Usage,
 } from '../agents/define.js'
 import type { CallContext } from '../context.js'
+import type { MemoryStore } from '../store/types.js'
 import { GatewayError } from '../errors.js'
 import { ApprovalPendingError } from '../policy/pending.js'
 import {
@@ -310,21 +310,7 @@ export class RunContext implements AgentContext {
 }
 
 /** `ctx.memory` over the store's memory API, scoped to the run's caller. Not journaled. */
-export function memoryFor(
-  store: {
-    put(
-      ctx: CallContext,
-      item: { namespace: string[]; key: string; value: Record<string, unknown>; ttlSeconds?: number },
-    ): Promise<unknown>
-    get(ctx: CallContext, namespace: string[], key: string): Promise<MemoryItem | undefined>
-    search(
-      ctx: CallContext,
-      q: { namespacePrefix: string[]; filter?: Record<string, unknown>; limit?: number; offset?: number },
-    ): Promise<MemoryItem[]>
-    delete(ctx: CallContext, namespace: string[], key: string): Promise<boolean>
-  },
-  ctx: CallContext,
-): Memory {
+export function memoryFor(store: MemoryStore, ctx: CallContext): Memory {
   return {
     async put(namespace, key, value, opts) {
       await store.put(ctx, {
