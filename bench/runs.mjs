@@ -761,8 +761,8 @@ function newestMtime(dir) {
 }
 
 async function main() {
-  const entry = join(ROOT, 'dist', 'cli', 'main.js')
-  if (!existsSync(entry) || !existsSync(join(ROOT, 'dist', 'runs', 'engine.js')))
+  const entry = join(ROOT, 'dist', 'src', 'cli', 'main.js')
+  if (!existsSync(entry) || !existsSync(join(ROOT, 'dist', 'src', 'runs', 'engine.js')))
     fail('dist/ is missing or has no durable runs: run `npm run build` first')
   const warnings = []
   if (newestMtime(join(ROOT, 'src')) > newestMtime(join(ROOT, 'dist')))

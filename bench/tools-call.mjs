@@ -470,7 +470,7 @@ function canPin() {
 }
 
 async function main() {
-  const entry = join(ROOT, 'dist', 'cli', 'main.js')
+  const entry = join(ROOT, 'dist', 'src', 'cli', 'main.js')
   if (!existsSync(entry)) fail('dist/ is missing: run `npm run build` first')
   const warnings = []
   if (

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Thin launcher so `npx gatehouse` works from the repo and from an installed package.
-import { main } from '../dist/cli/main.js'
+import { main } from '../dist/src/cli/main.js'
 
 main(process.argv.slice(2)).then(
   (code) => {
