@@ -9,4 +9,10 @@ import type { BuiltinConnector } from './types.js'
 export const BUILTIN_CONNECTORS: Readonly<Record<string, BuiltinConnector>> = Object.freeze({ github, slack })
 
 export { UpstreamAuthError } from './types.js'
-export type { BuiltinConnector, BuiltinConnectorOptions, BuiltinTool, BuiltinToolContext, ToolResult } from './types.js'
+export type {
+  BuiltinConnector,
+  BuiltinConnectorOptions,
+  BuiltinTool,
+  BuiltinToolContext,
+  ToolResult,
+} from './types.js'

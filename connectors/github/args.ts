@@ -1,7 +1,10 @@
 import { z } from 'zod'
 
 /** Argument pieces shared by the GitHub tools; descriptions are what the model reads. */
-export const owner = z.string().min(1).describe('Repository owner: a user or organisation login, e.g. "octocat"')
+export const owner = z
+  .string()
+  .min(1)
+  .describe('Repository owner: a user or organisation login, e.g. "octocat"')
 export const repo = z.string().min(1).describe('Repository name without the owner, e.g. "hello-world"')
 export const perPage = z.number().int().min(1).max(100).default(30).describe('Results per page (1-100)')
 export const page = z

@@ -50,7 +50,8 @@ export function githubFailure(err: unknown): ToolResult {
   const message = apiMessage(err.response.data) ?? `HTTP ${err.status}`
   if (err.status === 401) throw new UpstreamAuthError(`GitHub refused the token: ${message}`, 401)
   const rateLimit = rateLimitText(err.status, headers)
-  if (rateLimit !== undefined) return errorResult(`GitHub rate limit: ${message}. ${rateLimit}`)
+  if (rateLimit !== undefined)
+    return errorResult(`GitHub rate limit (HTTP ${err.status}): ${message.replace(/\.?$/, '.')} ${rateLimit}`)
   if (err.status === 403) {
     const missing = missingScopes(headers)
     if (missing !== undefined)

@@ -25,11 +25,21 @@ export function fileContents(data: unknown): Record<string, unknown> {
   if (f.type === 'symlink') return { ...base, target: f.target }
   if (f.type === 'submodule') return { ...base, submodule_git_url: f.submodule_git_url }
   if (f.encoding !== 'base64' || typeof f.content !== 'string') {
-    return { ...base, content: null, note: 'File too large for the contents API (over 1 MB).', download_url: f.download_url ?? null }
+    return {
+      ...base,
+      content: null,
+      note: 'File too large for the contents API (over 1 MB).',
+      download_url: f.download_url ?? null,
+    }
   }
   const text = asText(Buffer.from(f.content, 'base64'))
   if (text === undefined) {
-    return { ...base, content: null, note: 'Binary file; content not returned.', download_url: f.download_url ?? null }
+    return {
+      ...base,
+      content: null,
+      note: 'Binary file; content not returned.',
+      download_url: f.download_url ?? null,
+    }
   }
   return { ...base, encoding: 'utf-8', content: text }
 }

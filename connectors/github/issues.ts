@@ -21,8 +21,14 @@ export function issueTools(baseUrl: string): BuiltinTool[] {
           labels: z.array(z.string().min(1)).optional().describe('Only issues carrying all of these labels'),
           assignee: z.string().min(1).optional().describe('A login, "none" for unassigned, "*" for any'),
           creator: z.string().min(1).optional().describe('Login of the issue author'),
-          since: z.iso.datetime({ offset: true }).optional().describe('Only issues updated at or after this ISO 8601 time'),
-          sort: z.enum(['created', 'updated', 'comments']).optional().describe('Sort field (default created)'),
+          since: z.iso
+            .datetime({ offset: true })
+            .optional()
+            .describe('Only issues updated at or after this ISO 8601 time'),
+          sort: z
+            .enum(['created', 'updated', 'comments'])
+            .optional()
+            .describe('Sort field (default created)'),
           direction,
           per_page: perPage,
           page,

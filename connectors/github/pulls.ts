@@ -20,7 +20,10 @@ export function pullTools(baseUrl: string): BuiltinTool[] {
           state: z.enum(['open', 'closed', 'all']).default('open').describe('Pull request state'),
           head: z.string().min(1).optional().describe('Head branch as "user:branch" or "org:branch"'),
           base: z.string().min(1).optional().describe('Base branch name, e.g. "main"'),
-          sort: z.enum(['created', 'updated', 'popularity', 'long-running']).optional().describe('Sort field (default created)'),
+          sort: z
+            .enum(['created', 'updated', 'popularity', 'long-running'])
+            .optional()
+            .describe('Sort field (default created)'),
           direction,
           per_page: perPage,
           page,

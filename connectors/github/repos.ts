@@ -32,7 +32,13 @@ export function repoTools(baseUrl: string): BuiltinTool[] {
             html_url: u.html_url,
             public_repos: u.public_repos,
             created_at: u.created_at,
-            scopes: typeof scopes === 'string' ? scopes.split(',').map((s) => s.trim()).filter(Boolean) : null,
+            scopes:
+              typeof scopes === 'string'
+                ? scopes
+                    .split(',')
+                    .map((s) => s.trim())
+                    .filter(Boolean)
+                : null,
           }
         },
       },
@@ -46,7 +52,10 @@ export function repoTools(baseUrl: string): BuiltinTool[] {
           'Searches GitHub repositories with GitHub search syntax, e.g. "gateway language:typescript stars:>100", "org:acme topic:mcp" or "user:octocat". Returns matching repositories, most relevant first.',
         input: z.strictObject({
           query: z.string().min(1).describe('GitHub repository search query (qualifiers allowed)'),
-          sort: z.enum(['stars', 'forks', 'help-wanted-issues', 'updated']).optional().describe('Sort field; default is best match'),
+          sort: z
+            .enum(['stars', 'forks', 'help-wanted-issues', 'updated'])
+            .optional()
+            .describe('Sort field; default is best match'),
           order: z.enum(['asc', 'desc']).optional().describe('Sort order when sort is given'),
           per_page: perPage,
           page,
@@ -94,8 +103,15 @@ export function repoTools(baseUrl: string): BuiltinTool[] {
         input: z.strictObject({
           owner,
           repo,
-          path: z.string().default('').describe('Path inside the repository, e.g. "src/index.ts"; "" for the root'),
-          ref: z.string().min(1).optional().describe('Branch, tag or commit SHA; default: the default branch'),
+          path: z
+            .string()
+            .default('')
+            .describe('Path inside the repository, e.g. "src/index.ts"; "" for the root'),
+          ref: z
+            .string()
+            .min(1)
+            .optional()
+            .describe('Branch, tag or commit SHA; default: the default branch'),
         }),
         annotations: READ,
         async call(a, ctx) {

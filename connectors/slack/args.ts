@@ -9,14 +9,20 @@ export const ts = (what: string) =>
     .string()
     .regex(/^\d+\.\d+$/, 'must be a Slack timestamp like "1700000000.000100"')
     .describe(`${what}: a Slack message timestamp such as "1700000000.000100"`)
-export const cursor = z.string().min(1).optional().describe('next_cursor from a previous result, for the next page')
+export const cursor = z
+  .string()
+  .min(1)
+  .optional()
+  .describe('next_cursor from a previous result, for the next page')
 export const limit = (max: number, fallback: number) =>
   z.number().int().min(1).max(max).default(fallback).describe(`Most items to return (1-${max})`)
 export const text = z
   .string()
   .min(1)
   .max(40000)
-  .describe('Message text in Slack mrkdwn: *bold*, _italic_, `code`, <https://example.com|link>, <@U0123> mentions')
+  .describe(
+    'Message text in Slack mrkdwn: *bold*, _italic_, `code`, <https://example.com|link>, <@U0123> mentions',
+  )
 
 export const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true } as const
 export const WRITE = { readOnlyHint: false, destructiveHint: false, idempotentHint: false } as const

@@ -38,7 +38,13 @@ function withSignal(signal: AbortSignal | undefined): FetchFunction {
 }
 
 /** Slack error codes that mean the token itself is no good: reconnect or refresh. */
-const TOKEN_ERRORS = new Set(['invalid_auth', 'not_authed', 'token_revoked', 'token_expired', 'account_inactive'])
+const TOKEN_ERRORS = new Set([
+  'invalid_auth',
+  'not_authed',
+  'token_revoked',
+  'token_expired',
+  'account_inactive',
+])
 
 interface SlackFailure extends Error {
   code: ErrorCode
@@ -59,7 +65,9 @@ export function slackFailure(err: unknown, _ctx: BuiltinToolContext): ToolResult
     case ErrorCode.PlatformError:
       return platformError(err.data ?? {})
     case ErrorCode.RateLimitedError:
-      return errorResult(`Slack rate limit reached (ratelimited). Retry after ${err.retryAfter} seconds (Retry-After).`)
+      return errorResult(
+        `Slack rate limit reached (ratelimited). Retry after ${err.retryAfter} seconds (Retry-After).`,
+      )
     case ErrorCode.HTTPError:
       return errorResult(`Slack API answered HTTP ${err.statusCode}`)
     case ErrorCode.RequestError:
@@ -73,9 +81,16 @@ function platformError(data: NonNullable<SlackFailure['data']>): ToolResult {
   const code = data.error ?? 'unknown_error'
   if (TOKEN_ERRORS.has(code)) throw new UpstreamAuthError(`Slack refused the token: ${code}`, 401)
   if (code === 'missing_scope') {
-    const needed = (data.needed ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+    const needed = (data.needed ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
     const which = needed.length > 0 ? `: needs ${needed.join(', ')}` : ''
-    throw new UpstreamAuthError(`Slack token lacks a scope${which}`, 403, needed.length > 0 ? needed : undefined)
+    throw new UpstreamAuthError(
+      `Slack token lacks a scope${which}`,
+      403,
+      needed.length > 0 ? needed : undefined,
+    )
   }
   const details = data.response_metadata?.messages ?? []
   return errorResult(`Slack API error: ${code}${details.length > 0 ? ` (${details.join('; ')})` : ''}`)

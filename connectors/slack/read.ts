@@ -40,7 +40,11 @@ export function readTools(apiUrl: string): BuiltinTool[] {
         description:
           'Lists conversations the user can see in the workspace (public channels by default; add private_channel, mpim or im to types). Returns IDs to use with the other tools.',
         input: z.strictObject({
-          types: z.array(z.enum(CHANNEL_TYPES)).min(1).default(['public_channel']).describe('Conversation types'),
+          types: z
+            .array(z.enum(CHANNEL_TYPES))
+            .min(1)
+            .default(['public_channel'])
+            .describe('Conversation types'),
           exclude_archived: z.boolean().default(true).describe('Leave archived channels out'),
           limit: limit(1000, 100),
           cursor,
@@ -97,7 +101,12 @@ export function readTools(apiUrl: string): BuiltinTool[] {
         title: 'Read a thread',
         description:
           'Returns a thread: its parent message followed by the replies, oldest first. thread_ts is the ts of the parent message.',
-        input: z.strictObject({ channel, thread_ts: ts('The parent message'), limit: limit(1000, 50), cursor }),
+        input: z.strictObject({
+          channel,
+          thread_ts: ts('The parent message'),
+          limit: limit(1000, 50),
+          cursor,
+        }),
         annotations: READ,
         async call(a, ctx) {
           const r = await slackFor(ctx, apiUrl).conversations.replies({

@@ -72,7 +72,11 @@ export function writeTools(apiUrl: string): BuiltinTool[] {
         }),
         annotations: { ...WRITE, idempotentHint: true },
         async call(a, ctx) {
-          await slackFor(ctx, apiUrl).reactions.add({ channel: a.channel, timestamp: a.timestamp, name: a.name })
+          await slackFor(ctx, apiUrl).reactions.add({
+            channel: a.channel,
+            timestamp: a.timestamp,
+            name: a.name,
+          })
           return { channel: a.channel, timestamp: a.timestamp, name: a.name, added: true }
         },
       },
