@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { BuiltinTool, BuiltinToolContext, ToolResult } from './types.js'
+import { UpstreamAuthError, type BuiltinTool, type BuiltinToolContext, type ToolResult } from './types.js'
 
 /** How a connector turns a failed API call into a result, or rethrows (auth problems, cancellation). */
 export type FailureMapper = (err: unknown, ctx: BuiltinToolContext) => ToolResult
@@ -31,6 +31,10 @@ export function defineTool<S extends z.ZodObject>(spec: ToolSpec<S>, onFailure: 
       const parsed = spec.input.safeParse(args ?? {})
       if (!parsed.success) return invalidArguments(spec.name, parsed.error)
       ctx.signal?.throwIfAborted()
+      // Without a token the clients would call anonymously (GitHub answers public data): refuse instead.
+      if (typeof ctx.token !== 'string' || ctx.token.trim() === '') {
+        throw new UpstreamAuthError(`No upstream token was given for ${spec.name}`, 401)
+      }
       try {
         return jsonResult(await spec.call(parsed.data, ctx))
       } catch (err) {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BUILTIN_CONNECTORS } from '../../../connectors/index.js'
+import { BUILTIN_CONNECTORS, UpstreamAuthError } from '../../../connectors/index.js'
 import type { BuiltinTool } from '../../../connectors/types.js'
 import { start, type GithubFake } from '../../fixtures/github-api.mjs'
 import { caller, data, errorText, toolMap } from '../helpers.js'
@@ -43,6 +43,20 @@ describe('github: one tool list, many users', () => {
     ])
     expect(data(a).user).toBe('alice')
     expect(data(b).user).toBe('bob')
+  })
+})
+
+describe('github without a token', () => {
+  it('refuses instead of calling GitHub anonymously', async () => {
+    const before = fake.state.requests.length
+    for (const token of ['', '  ']) {
+      const err = await caller(tools)(token)('get_repository', { owner: 'acme', repo: 'widgets' }).catch(
+        (e: unknown) => e,
+      )
+      expect(err).toBeInstanceOf(UpstreamAuthError)
+      expect(err).toMatchObject({ status: 401, message: 'No upstream token was given for get_repository' })
+    }
+    expect(fake.state.requests.length).toBe(before)
   })
 })
 
