@@ -39,8 +39,7 @@ export function defineTool<S extends z.ZodObject>(spec: ToolSpec<S>, onFailure: 
         return jsonResult(await spec.call(parsed.data, ctx))
       } catch (err) {
         if (ctx.signal?.aborted) throw ctx.signal.reason
-        const result = onFailure(err, ctx)
-        return { ...result, content: result.content.map((c) => ({ ...c, text: scrub(c.text, ctx.token) })) }
+        return scrubbed(() => onFailure(err, ctx), ctx.token)
       }
     },
   }
@@ -62,6 +61,20 @@ export function invalidArguments(tool: string, error: z.ZodError): ToolResult {
     return `${at}: ${i.message}`
   })
   return errorResult(`Invalid arguments for ${tool}: ${problems.join('; ')}`)
+}
+
+/** The failure mapper's result or auth error, with the token cut out of any upstream words in it. */
+function scrubbed(map: () => ToolResult, token: string): ToolResult {
+  let result: ToolResult
+  try {
+    result = map()
+  } catch (err) {
+    if (err instanceof UpstreamAuthError && err.message.includes(token)) {
+      throw new UpstreamAuthError(scrub(err.message, token), err.status, err.scopes)
+    }
+    throw err
+  }
+  return { ...result, content: result.content.map((c) => ({ ...c, text: scrub(c.text, token) })) }
 }
 
 /** Belt and braces: an upstream message should never echo the token, but if it does, it is cut out. */

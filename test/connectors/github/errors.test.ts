@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BUILTIN_CONNECTORS, UpstreamAuthError } from '../../../connectors/index.js'
 import { missingScopes } from '../../../connectors/github/client.js'
+import { retryAfterSeconds } from '../../../connectors/tool.js'
 import { start, type GithubFake } from '../../fixtures/github-api.mjs'
 import { caller, errorText, toolMap } from '../helpers.js'
 
@@ -131,6 +132,9 @@ describe('github error mapping', () => {
     fake.state.failNext({ status: 400, body: { message: `Problems parsing token ${token}` } })
     const text = errorText(await as(token)('get_me'))
     expect(text).toBe('GitHub API error 400: Problems parsing token [redacted]')
+    fake.state.failNext({ status: 401, body: { message: `Token ${token} is expired` } })
+    const auth = await authError(as(token)('get_me'))
+    expect(auth.message).toBe('GitHub refused the token: Token [redacted] is expired')
     for (const [name, args] of [
       ['get_me', {}],
       ['get_issue', { owner: 'acme', repo: 'widgets', issue_number: 1, include_comments: true }],
@@ -159,5 +163,16 @@ describe('missingScopes', () => {
     // No scope headers (a GitHub App token): the 403 is not about OAuth scopes.
     expect(missingScopes({ 'x-accepted-oauth-scopes': 'repo' })).toBeUndefined()
     expect(missingScopes({ 'x-oauth-scopes': 'repo', 'x-accepted-oauth-scopes': '' })).toBeUndefined()
+  })
+})
+
+describe('retryAfterSeconds', () => {
+  it('reads seconds and HTTP dates', () => {
+    const now = Date.parse('2026-01-05T10:00:00Z')
+    expect(retryAfterSeconds('12', now)).toBe(12)
+    expect(retryAfterSeconds('Mon, 05 Jan 2026 10:01:30 GMT', now)).toBe(90)
+    expect(retryAfterSeconds('Mon, 05 Jan 2026 09:00:00 GMT', now)).toBe(0)
+    expect(retryAfterSeconds('soon', now)).toBeUndefined()
+    expect(retryAfterSeconds(undefined, now)).toBeUndefined()
   })
 })
