@@ -325,9 +325,20 @@ export class OAuthClient {
 }
 
 function clientAuth(c: ClientIdentity): client.ClientAuth {
-  if (c.authMethod === 'client_secret_basic') return client.ClientSecretBasic(c.clientSecret)
+  if (c.authMethod === 'client_secret_basic') return secretBasic(c.clientId, c.clientSecret ?? '')
   if (c.authMethod === 'client_secret_post') return client.ClientSecretPost(c.clientSecret)
   return client.None()
+}
+
+/**
+ * client_secret_basic with RFC 6749 §2.3.1 encoding that leaves unreserved characters alone:
+ * openid-client also escapes '-', '.', '_' and '~', which servers that do not URL-decode the
+ * credentials (many, including the MCP conformance AS) then reject.
+ */
+function secretBasic(clientId: string, secret: string): client.ClientAuth {
+  const enc = (v: string) => encodeURIComponent(v).replace(/%20/g, '+')
+  const value = `Basic ${Buffer.from(`${enc(clientId)}:${enc(secret)}`).toString('base64')}`
+  return (_as, _client, _body, headers) => headers.set('authorization', value)
 }
 
 function originOf(u: string): string | undefined {
