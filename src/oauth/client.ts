@@ -196,15 +196,23 @@ export class OAuthClient {
       })
     }
     const what = `revocation endpoint ${describeEndpoint(endpoint)}`
-    try {
-      // the refresh token first: revoking it ends the grant at most servers
-      if (t.refreshToken)
-        await client.tokenRevocation(r.config, t.refreshToken, { token_type_hint: 'refresh_token' })
-      if (t.accessToken) await client.tokenRevocation(r.config, t.accessToken, { token_type_hint: 'access_token' })
-    } catch (err) {
-      throw toOAuthError(err, what)
+    // the refresh token first: revoking it ends the grant at most servers
+    const tokens = [
+      ...(t.refreshToken ? [[t.refreshToken, 'refresh_token'] as const] : []),
+      ...(t.accessToken ? [[t.accessToken, 'access_token'] as const] : []),
+    ]
+    let revoked = 0
+    for (const [token, hint] of tokens) {
+      try {
+        await client.tokenRevocation(r.config, token, { token_type_hint: hint })
+        revoked++
+      } catch (err) {
+        // RFC 7009 §2.2.1: a server may not revoke some token types (e.g. self-contained JWTs)
+        if (err instanceof client.ResponseBodyError && err.error === 'unsupported_token_type') continue
+        throw toOAuthError(err, what)
+      }
     }
-    return 'revoked'
+    return revoked > 0 || tokens.length === 0 ? 'revoked' : 'unsupported'
   }
 
   private resolve(wwwAuthenticate?: string): Promise<Resolved> {
