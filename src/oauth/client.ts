@@ -4,7 +4,12 @@ import { canonicalResource, discoverFromMcp, discoverIssuer, type AuthServerMeta
 import { describeEndpoint, OAuthError, toOAuthError } from './errors.js'
 import { assertSecure } from './fetching.js'
 import { normalizingFetch, PROVIDER_PRESETS, type ProviderPreset } from './presets.js'
-import { resolveClient, type ClientIdentity, type RegistrationCache, type TokenEndpointAuthMethod } from './registration.js'
+import {
+  resolveClient,
+  type ClientIdentity,
+  type RegistrationCache,
+  type TokenEndpointAuthMethod,
+} from './registration.js'
 import { toTokenSet, type TokenSet } from './tokens.js'
 
 /** From a Connector manifest's `auth: {type: oauth2, ...}`, secrets already resolved. */
@@ -113,7 +118,12 @@ export class OAuthClient {
     const challenge = parseBearerChallenge(input.wwwAuthenticate)
     const r = await this.resolve(input.wwwAuthenticate)
     const scopes =
-      input.scopes ?? challenge?.scopes ?? this.o.settings.scopes ?? r.challengeScopes ?? r.resourceScopes ?? []
+      input.scopes ??
+      challenge?.scopes ??
+      this.o.settings.scopes ??
+      r.challengeScopes ??
+      r.resourceScopes ??
+      []
     const codeVerifier = client.randomPKCECodeVerifier()
     const params: Record<string, string> = {
       redirect_uri: this.o.redirectUri,
@@ -166,7 +176,10 @@ export class OAuthClient {
   }
 
   /** A new access token; invalid_grant (revoked, expired refresh token) → OAuthError 'invalid_grant'. */
-  async refresh(refreshToken: string, opts: { scopes?: string[]; resource?: string } = {}): Promise<TokenSet> {
+  async refresh(
+    refreshToken: string,
+    opts: { scopes?: string[]; resource?: string } = {},
+  ): Promise<TokenSet> {
     const r = await this.resolve()
     const resource = opts.resource ?? r.resource
     const what = `token endpoint ${describeEndpoint(r.metadata.token_endpoint ?? r.issuer)}`
@@ -282,7 +295,10 @@ export class OAuthClient {
       const metadata = await discoverIssuer(new URL(s.issuer), discovery)
       if (metadata) return { issuer: metadata.issuer, metadata, ...(resource ? { resource } : {}) }
       if (!s.authorizationEndpoint || !s.tokenEndpoint)
-        throw new OAuthError('discovery_failed', `issuer ${describeEndpoint(s.issuer)} publishes no OAuth or OpenID metadata`)
+        throw new OAuthError(
+          'discovery_failed',
+          `issuer ${describeEndpoint(s.issuer)} publishes no OAuth or OpenID metadata`,
+        )
     }
     const authz = s.authorizationEndpoint ?? this.preset?.authorizationEndpoint
     const token = s.tokenEndpoint ?? this.preset?.tokenEndpoint

@@ -207,8 +207,7 @@ function checkResource(mcpUrl: URL, prm: Record<string, unknown>): string {
   }
   const prefix = r.pathname.endsWith('/') ? r.pathname : `${r.pathname}/`
   const covers =
-    r.origin === mcpUrl.origin &&
-    (r.pathname === mcpUrl.pathname || `${mcpUrl.pathname}/`.startsWith(prefix))
+    r.origin === mcpUrl.origin && (r.pathname === mcpUrl.pathname || `${mcpUrl.pathname}/`.startsWith(prefix))
   if (!covers)
     throw new OAuthError(
       'discovery_failed',

@@ -76,7 +76,10 @@ function fromClientError(err: client.ClientError, what: string): OAuthError {
       if (inner?.includes('"state"'))
         return new OAuthError('invalid_state', `the callback's state does not match this connection attempt`)
       if (inner?.includes('"iss"'))
-        return new OAuthError('invalid_callback', `the callback's iss parameter does not name the expected issuer`)
+        return new OAuthError(
+          'invalid_callback',
+          `the callback's iss parameter does not name the expected issuer`,
+        )
       return new OAuthError('invalid_response', `${what} answered an invalid response: ${safeText(inner)}`)
     }
     default:
@@ -113,7 +116,8 @@ export function toOAuthError(err: unknown, what: string): OAuthError {
     )
   }
   if (err instanceof client.ClientError) return fromClientError(err, what)
-  if (err instanceof GatewayError) return new OAuthError('unreachable', `${what}: ${err.message}`, { code: err.code })
+  if (err instanceof GatewayError)
+    return new OAuthError('unreachable', `${what}: ${err.message}`, { code: err.code })
   if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
     return new OAuthError('timeout', `${what} did not answer in time`)
   if (err instanceof TypeError) {

@@ -150,7 +150,8 @@ async function register(i: RegistrationInput): Promise<RegisteredClient> {
   })
   const j = a.json
   if ((a.status !== 201 && a.status !== 200) || !j || typeof j.client_id !== 'string' || !j.client_id) {
-    const err = j && typeof j.error === 'string' ? `: ${safeText(j.error, 64)} ${safeText(j.error_description)}` : ''
+    const err =
+      j && typeof j.error === 'string' ? `: ${safeText(j.error, 64)} ${safeText(j.error_description)}` : ''
     throw new OAuthError(
       'registration_failed',
       `registration endpoint ${describeEndpoint(url)} did not register the gateway (${describeAnswer(a)}${err.trimEnd()})`,

@@ -37,7 +37,16 @@ describe('OAuthClient against a real OAuth/OIDC provider (oidc-provider)', () =>
   const connect = async (c: OAuthClient, user: string, state = `st-${user}`) => {
     const b = await c.begin({ state })
     const callbackUrl = await op.authorize(b.url, user)
-    return { begun: b, tokens: await c.finish({ callbackUrl, state, codeVerifier: b.codeVerifier, issuer: b.issuer, resource: b.resource }) }
+    return {
+      begun: b,
+      tokens: await c.finish({
+        callbackUrl,
+        state,
+        codeVerifier: b.codeVerifier,
+        issuer: b.issuer,
+        resource: b.resource,
+      }),
+    }
   }
 
   beforeAll(async () => {
@@ -100,7 +109,9 @@ describe('OAuthClient against a real OAuth/OIDC provider (oidc-provider)', () =>
   it('revokes (RFC 7009): the refresh token no longer works', async () => {
     const c = new OAuthClient(options())
     const { tokens } = await connect(c, 'dave')
-    expect(await c.revoke({ accessToken: tokens.accessToken, refreshToken: tokens.refreshToken! })).toBe('revoked')
+    expect(await c.revoke({ accessToken: tokens.accessToken, refreshToken: tokens.refreshToken! })).toBe(
+      'revoked',
+    )
     expect((await rejection(c.refresh(tokens.refreshToken!))).oauthCode).toBe('invalid_grant')
   })
 
@@ -114,7 +125,12 @@ describe('OAuthClient against a real OAuth/OIDC provider (oidc-provider)', () =>
     expect(wrong.oauthCode).toBe('invalid_state')
     expect(wrong.code).toBe('bad_request')
     const moved = await rejection(
-      c.finish({ callbackUrl: cb, state: 'right-state', codeVerifier: b.codeVerifier, issuer: 'https://elsewhere.test' }),
+      c.finish({
+        callbackUrl: cb,
+        state: 'right-state',
+        codeVerifier: b.codeVerifier,
+        issuer: 'https://elsewhere.test',
+      }),
     )
     expect(moved.oauthCode).toBe('invalid_callback')
 
@@ -149,7 +165,11 @@ describe('OAuthClient against a real OAuth/OIDC provider (oidc-provider)', () =>
       expect(reg.tokenEndpointAuthMethod).toBe('client_secret_basic')
       expect(reg.clientSecret).toBeTruthy()
       expect(JSON.stringify(reg.registration)).not.toContain(reg.clientSecret!)
-      expect(decodeJwt(tokens.accessToken)).toMatchObject({ sub: 'frank', aud: rs.url, scope: 'mcp:read mcp:write' })
+      expect(decodeJwt(tokens.accessToken)).toMatchObject({
+        sub: 'frank',
+        aud: rs.url,
+        scope: 'mcp:read mcp:write',
+      })
       expect(rs.seen[0]).toMatchObject({ method: 'POST', path: '/mcp', authorized: false })
 
       // another client instance (another replica) reuses the registration

@@ -45,9 +45,18 @@ describe('OAuthClient error handling', () => {
         res.end(JSON.stringify({ resource: `${base}/mcp`, authorization_servers: [base] }))
       } else if (path === '/.well-known/oauth-authorization-server') {
         res.setHeader('content-type', 'application/json')
-        res.end(JSON.stringify({ issuer: base, authorization_endpoint: `${base}/authorize`, token_endpoint: `${base}/token`, ...metadata }))
+        res.end(
+          JSON.stringify({
+            issuer: base,
+            authorization_endpoint: `${base}/authorize`,
+            token_endpoint: `${base}/token`,
+            ...metadata,
+          }),
+        )
       } else if (path === '/mcp') {
-        res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="${base}/.well-known/oauth-protected-resource/mcp"` })
+        res.writeHead(401, {
+          'www-authenticate': `Bearer resource_metadata="${base}/.well-known/oauth-protected-resource/mcp"`,
+        })
         res.end()
       } else {
         res.writeHead(next.status, { 'content-type': next.type })
@@ -75,12 +84,46 @@ describe('OAuthClient error handling', () => {
     })
 
   const garbage: [string, Answer, string, RegExp][] = [
-    ['an HTML error page', { status: 502, type: 'text/html', body: `<html>Bad gateway ${LEAKY}</html>` }, 'temporarily_unavailable', /answered HTTP 502 without an OAuth error body/],
-    ['HTML with HTTP 200', { status: 200, type: 'text/html', body: `<html>${LEAKY}</html>` }, 'invalid_response', /non-JSON body \(content-type text\/html, HTTP 200\)/],
-    ['JSON that is not JSON', { status: 200, type: 'application/json', body: `{"access_token": "${LEAKY}"` }, 'invalid_response', /token endpoint/],
-    ['no access_token', { status: 200, type: 'application/json', body: '{"token_type":"bearer"}' }, 'invalid_response', /access_token/],
-    ['a wrong token_type', { status: 200, type: 'application/json', body: `{"access_token":"${LEAKY}","token_type":"mac"}` }, 'invalid_response', /unsupported token_type/],
-    ['an OAuth error', { status: 400, type: 'application/json', body: '{"error":"invalid_grant","error_description":"refresh token expired"}' }, 'invalid_grant', /answered invalid_grant: refresh token expired \(HTTP 400\)/],
+    [
+      'an HTML error page',
+      { status: 502, type: 'text/html', body: `<html>Bad gateway ${LEAKY}</html>` },
+      'temporarily_unavailable',
+      /answered HTTP 502 without an OAuth error body/,
+    ],
+    [
+      'HTML with HTTP 200',
+      { status: 200, type: 'text/html', body: `<html>${LEAKY}</html>` },
+      'invalid_response',
+      /non-JSON body \(content-type text\/html, HTTP 200\)/,
+    ],
+    [
+      'JSON that is not JSON',
+      { status: 200, type: 'application/json', body: `{"access_token": "${LEAKY}"` },
+      'invalid_response',
+      /token endpoint/,
+    ],
+    [
+      'no access_token',
+      { status: 200, type: 'application/json', body: '{"token_type":"bearer"}' },
+      'invalid_response',
+      /access_token/,
+    ],
+    [
+      'a wrong token_type',
+      { status: 200, type: 'application/json', body: `{"access_token":"${LEAKY}","token_type":"mac"}` },
+      'invalid_response',
+      /unsupported token_type/,
+    ],
+    [
+      'an OAuth error',
+      {
+        status: 400,
+        type: 'application/json',
+        body: '{"error":"invalid_grant","error_description":"refresh token expired"}',
+      },
+      'invalid_grant',
+      /answered invalid_grant: refresh token expired \(HTTP 400\)/,
+    ],
   ]
   for (const [name, answer, code, message] of garbage) {
     it(`turns ${name} from the token endpoint into OAuthError ${code}, naming the endpoint`, async () => {
@@ -97,7 +140,9 @@ describe('OAuthClient error handling', () => {
     await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r))
     const port = (dead.address() as { port: number }).port
     await new Promise<void>((r) => dead.close(() => r()))
-    const err = await rejection(explicit({ tokenEndpoint: `http://127.0.0.1:${port}/token` }).refresh(REFRESH))
+    const err = await rejection(
+      explicit({ tokenEndpoint: `http://127.0.0.1:${port}/token` }).refresh(REFRESH),
+    )
     expect(err.oauthCode).toBe('unreachable')
     expect(err.code).toBe('upstream_unavailable')
     expect(err.retryable).toBe(true)
@@ -142,7 +187,9 @@ describe('OAuthClient error handling', () => {
   })
 
   it('rejects an unknown provider preset as an invalid manifest', () => {
-    expect(() => explicit({ provider: 'gitlab' })).toThrow(/unknown OAuth provider preset 'gitlab' \(known: github, slack\)/)
+    expect(() => explicit({ provider: 'gitlab' })).toThrow(
+      /unknown OAuth provider preset 'gitlab' \(known: github, slack\)/,
+    )
   })
 })
 
@@ -163,7 +210,9 @@ describe('parseBearerChallenge', () => {
 
   it('finds the Bearer challenge among others and ignores empty input', () => {
     expect(parseBearerChallenge('Basic realm="x", Bearer scope="a"')).toEqual({ scopes: ['a'] })
-    expect(parseBearerChallenge('DPoP algs="ES256", Bearer realm="r", resource_metadata="https://r/m"')).toEqual({
+    expect(
+      parseBearerChallenge('DPoP algs="ES256", Bearer realm="r", resource_metadata="https://r/m"'),
+    ).toEqual({
       resourceMetadata: 'https://r/m',
     })
     expect(parseBearerChallenge('Basic realm="x"')).toBeUndefined()

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { OAuthClient, OAuthError, type ProviderSettings } from '../../src/oauth/index.js'
+// @ts-expect-error -- a plain .mjs fixture without type declarations
 import { start as startGithub } from '../fixtures/github-oauth.mjs'
+// @ts-expect-error -- a plain .mjs fixture without type declarations
 import { start as startSlack } from '../fixtures/slack-oauth.mjs'
 import { MemoryRegistrations } from './memory-registrations.js'
 
@@ -49,7 +51,11 @@ function client(settings: ProviderSettings, mcpUrl?: string): OAuthClient {
 async function connect(c: OAuthClient, state = 'st') {
   const b = await c.begin({ state })
   const callbackUrl = await browse(b.url)
-  return { begun: b, callbackUrl, tokens: await c.finish({ callbackUrl, state, codeVerifier: b.codeVerifier, issuer: b.issuer }) }
+  return {
+    begun: b,
+    callbackUrl,
+    tokens: await c.finish({ callbackUrl, state, codeVerifier: b.codeVerifier, issuer: b.issuer }),
+  }
 }
 
 describe('GitHub preset against a loopback fake of its OAuth wire format', () => {
@@ -106,7 +112,12 @@ describe('GitHub preset against a loopback fake of its OAuth wire format', () =>
     const wrong = client({ ...settings, clientSecret: 'not-the-secret' })
     const w = await wrong.begin({ state: 's' })
     const e2 = await rejection(
-      wrong.finish({ callbackUrl: await browse(w.url), state: 's', codeVerifier: w.codeVerifier, issuer: w.issuer }),
+      wrong.finish({
+        callbackUrl: await browse(w.url),
+        state: 's',
+        codeVerifier: w.codeVerifier,
+        issuer: w.issuer,
+      }),
     )
     expect(e2.oauthCode).toBe('invalid_client')
     expect(e2.message).not.toContain('not-the-secret')
@@ -184,7 +195,12 @@ describe('Slack preset against a loopback fake of its OAuth v2 wire format', () 
     const wrong = client({ ...settings, clientSecret: 'nope-secret' })
     const w = await wrong.begin({ state: 's' })
     const e2 = await rejection(
-      wrong.finish({ callbackUrl: await browse(w.url), state: 's', codeVerifier: w.codeVerifier, issuer: w.issuer }),
+      wrong.finish({
+        callbackUrl: await browse(w.url),
+        state: 's',
+        codeVerifier: w.codeVerifier,
+        issuer: w.issuer,
+      }),
     )
     expect(e2.oauthCode).toBe('invalid_client')
     expect(e2.message).not.toContain('nope-secret')
