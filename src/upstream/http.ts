@@ -258,6 +258,14 @@ export class HttpTransport implements RpcTransport {
       return this.readSse(id, res, hooks, token, signal, isStopped)
     }
     const text = await readLimited(res.body, this.maxResponseBytes)
+    const challenge = res.headers['www-authenticate']
+    if (res.statusCode === 401 || (res.statusCode === 403 && challenge)) {
+      throw new UpstreamAuthChallengeError(
+        res.statusCode,
+        Array.isArray(challenge) ? challenge.join(', ') : challenge,
+        text,
+      )
+    }
     const msg = parseMessage(text)
     if (msg && (msg.result !== undefined || msg.error)) return settle(msg)
     if (res.statusCode >= 500) throw new UpstreamUnavailableError(`upstream answered HTTP ${res.statusCode}`)
@@ -434,4 +442,19 @@ function parseMessage(text: string): RpcMessage | undefined {
 function settle(msg: RpcMessage): JsonObject {
   if (msg.error) throw new UpstreamRpcError(msg.error.code, msg.error.message, msg.error.data)
   return (msg.result ?? {}) as JsonObject
+}
+
+/**
+ * The upstream refused the request's credentials: HTTP 401, or 403 with a WWW-Authenticate
+ * challenge (insufficient_scope). The token broker refreshes, re-authorizes or steps up from it.
+ */
+export class UpstreamAuthChallengeError extends UpstreamRpcError {
+  constructor(
+    readonly status: 401 | 403,
+    readonly wwwAuthenticate: string | undefined,
+    body: string,
+  ) {
+    super(-32603, `upstream answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ''}`)
+    this.name = 'UpstreamAuthChallengeError'
+  }
 }
