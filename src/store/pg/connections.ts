@@ -33,6 +33,9 @@ import { sqlState, UNIQUE_VIOLATION, type Db } from './db.js'
 
 const params = (n: number, from = 1) => Array.from({ length: n }, (_, i) => `$${i + from}`).join(', ')
 
+/** First key of the advisory locks that serialise saves of one (tenant, user, connector). */
+const SAVE_LOCK = 0x636f
+
 function constraintOf(err: unknown): string | undefined {
   return sqlState(err) === UNIQUE_VIOLATION ? ((err as { constraint?: string }).constraint ?? '') : undefined
 }
@@ -42,30 +45,31 @@ export class PgConnections implements ConnectionStore {
 
   async save(c: NewConnection): Promise<{ record: ConnectionRecord; replaced?: ConnectionRecord }> {
     const values = connectionValues(c, nowIso())
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.db.tx(async (cl) => {
-          const old = await this.db.one<ConnectionRow>(
-            'SELECT * FROM connections WHERE tenant = $1 AND user_id = $2 AND connector = $3 FOR UPDATE',
-            [c.tenant, c.userId, c.connector],
-            cl,
-          )
-          if (old) await this.db.count('DELETE FROM connections WHERE id = $1', [old.id], cl)
-          const row = await this.db.one<ConnectionRow>(
-            `INSERT INTO connections (${CONNECTION_COLUMNS}) VALUES (${params(15)}) RETURNING *`,
-            values,
-            cl,
-          )
-          return { record: toConnection(row!), ...(old ? { replaced: toConnection(old) } : {}) }
-        })
-      } catch (err) {
-        const constraint = constraintOf(err)
-        if (constraint === 'connections_pkey')
-          throw new GatewayError('conflict', `connection id ${c.id} is already taken`)
-        // Another save of the same (tenant, user, connector) inserted first: replace that one.
-        if (constraint !== undefined && attempt < 5) continue
-        throw err
-      }
+    try {
+      return await this.db.tx(async (cl) => {
+        // Saves of one (tenant, user, connector) take turns: a row lock cannot cover a row that
+        // does not exist yet, so two first saves would otherwise race on the unique index.
+        await cl.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [
+          SAVE_LOCK,
+          JSON.stringify([c.tenant, c.userId, c.connector]),
+        ])
+        const old = await this.db.one<ConnectionRow>(
+          'SELECT * FROM connections WHERE tenant = $1 AND user_id = $2 AND connector = $3 FOR UPDATE',
+          [c.tenant, c.userId, c.connector],
+          cl,
+        )
+        if (old) await this.db.count('DELETE FROM connections WHERE id = $1', [old.id], cl)
+        const row = await this.db.one<ConnectionRow>(
+          `INSERT INTO connections (${CONNECTION_COLUMNS}) VALUES (${params(15)}) RETURNING *`,
+          values,
+          cl,
+        )
+        return { record: toConnection(row!), ...(old ? { replaced: toConnection(old) } : {}) }
+      })
+    } catch (err) {
+      if (constraintOf(err) === 'connections_pkey')
+        throw new GatewayError('conflict', `connection id ${c.id} is already taken`)
+      throw err
     }
   }
 
