@@ -78,6 +78,25 @@ function failedAuth(part: string): GatewayError {
   )
 }
 
+/**
+ * A provider's own failure (a KMS outage, a network error) as a GatewayError that names the key,
+ * never the provider's message (which we cannot vouch for); the original stays as `cause`.
+ */
+async function viaProvider<T>(what: string, keyId: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof GatewayError) throw err
+    throw new GatewayError(
+      'unavailable',
+      `the key provider could not ${what} a data key (master key ${keyId})`,
+      {
+        cause: err,
+      },
+    )
+  }
+}
+
 /** The gateway's own master keys as a KeyProvider; `keys[0]` is the primary. */
 export function localKeyProvider(keys: readonly MasterKey[]): KeyProvider {
   const primary = keys[0]
@@ -104,7 +123,7 @@ export async function sealEnvelope(p: KeyProvider, plaintext: string, aad: strin
   const dataKey = randomBytes(DATA_KEY)
   try {
     const ciphertext = gcmSeal(dataKey, Buffer.from(plaintext, 'utf8'), PAYLOAD_DOMAIN + aad)
-    const { keyId, wrapped } = await p.wrap(dataKey, aad)
+    const { keyId, wrapped } = await viaProvider('wrap', p.primaryId, () => p.wrap(dataKey, aad))
     return { keyId, wrappedKey: wrapped, ciphertext }
   } finally {
     dataKey.fill(0)
@@ -114,7 +133,7 @@ export async function sealEnvelope(p: KeyProvider, plaintext: string, aad: strin
 export async function openEnvelope(p: KeyProvider, e: Envelope, aad: string): Promise<string> {
   assertEnvelope(e)
   if (!p.has(e.keyId)) throw unknownKey(e.keyId)
-  const dataKey = await p.unwrap(e.keyId, e.wrappedKey, aad)
+  const dataKey = await viaProvider('unwrap', e.keyId, () => p.unwrap(e.keyId, e.wrappedKey, aad))
   try {
     if (dataKey.length !== DATA_KEY) throw failedAuth('data key')
     const plain = gcmOpen(dataKey, e.ciphertext, PAYLOAD_DOMAIN + aad)
@@ -134,10 +153,10 @@ export async function rewrapEnvelope(
   assertEnvelope(e)
   if (e.keyId === p.primaryId) return undefined
   if (!p.has(e.keyId)) throw unknownKey(e.keyId)
-  const dataKey = await p.unwrap(e.keyId, e.wrappedKey, aad)
+  const dataKey = await viaProvider('unwrap', e.keyId, () => p.unwrap(e.keyId, e.wrappedKey, aad))
   try {
     if (dataKey.length !== DATA_KEY) throw failedAuth('data key')
-    const { keyId, wrapped } = await p.wrap(dataKey, aad)
+    const { keyId, wrapped } = await viaProvider('wrap', p.primaryId, () => p.wrap(dataKey, aad))
     return { keyId, wrappedKey: wrapped, ciphertext: e.ciphertext }
   } finally {
     dataKey.fill(0)

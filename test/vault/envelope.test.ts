@@ -255,6 +255,25 @@ describe('envelope: a KMS-shaped provider (the interface is enough)', () => {
     expect(kms.calls).toContain('wrap')
     expect(kms.calls).toContain('unwrap')
   })
+
+  it("a provider's own failure becomes an `unavailable` GatewayError naming the key, not the provider's message", async () => {
+    const kms = new FakeKms()
+    const e = await sealEnvelope(kms, TOKENS, AAD)
+    const down: KeyProvider = {
+      primaryId: kms.primaryId,
+      has: (id) => kms.has(id),
+      wrap: () => Promise.reject(new Error('connect ECONNREFUSED kms.internal token=abc')),
+      unwrap: () => Promise.reject(new Error('connect ECONNREFUSED kms.internal token=abc')),
+    }
+    for (const p of [openEnvelope(down, e, AAD), sealEnvelope(down, TOKENS, AAD)]) {
+      const err = await failure(p)
+      expect(err.code).toBe('unavailable')
+      expect(err.message).toMatch(
+        /^the key provider could not (un)?wrap a data key \(master key arn:fake:kms/,
+      )
+      expect(err.message).not.toContain('token=abc')
+    }
+  })
 })
 
 describe('master keys: primary and previous', () => {
