@@ -72,7 +72,8 @@ import type { ResourceRecord, Store } from './store/types.js'
 import { AuditWriter } from './telemetry/audit.js'
 import { Metrics } from './telemetry/metrics.js'
 import { Telemetry } from './telemetry/tracing.js'
-import { loadMasterKey } from './vault/master-key.js'
+import { localKeyProvider, type KeyProvider } from './vault/envelope.js'
+import { loadMasterKeys } from './vault/master-key.js'
 import { SecretResolver } from './vault/secrets.js'
 
 export interface StartOptions {
@@ -82,6 +83,8 @@ export interface StartOptions {
   /** Seams for later issues (policy engine, token broker); defaults allow all / add nothing. */
   policy?: PolicyDecider
   credentials?: CredentialBroker
+  /** Wraps the data keys of envelope-encrypted secrets (connections); default: the local master keys. */
+  keyProvider?: KeyProvider
 }
 
 export interface GatewayHandle {
@@ -96,6 +99,8 @@ export interface GatewayHandle {
   /** Set when this start generated the bootstrap admin key (print it once). */
   generatedAdminKey?: string
   adminKeyFile: string
+  /** The envelope vault's key provider (StartOptions.keyProvider, or the local master keys). */
+  keyProvider: KeyProvider
   /** Stops intake, drains, flushes audit and spans, stops upstream children, closes the store. */
   close(): Promise<void>
 }
@@ -105,7 +110,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
   const config = parseConfig(options.config)
   const logger = options.logger ?? createLogger(config.logLevel)
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
-  const masterKey = loadMasterKey(config.dataDir)
+  // Primary first; previous keys still open what is sealed under them (docs/operations.md).
+  const masterKeys = loadMasterKeys(config.dataDir)
+  const masterKey = masterKeys[0]!
+  const keyProvider = options.keyProvider ?? localKeyProvider(masterKeys)
   // GATEHOUSE_DATABASE_URL: PostgreSQL, shared by replicas; otherwise the embedded SQLite file.
   const store: Store = config.databaseUrl
     ? await openPgStore({
@@ -135,7 +143,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
   })
   const auth = await createAuth({ config, store, audit, logger })
   const authenticator = auth.authenticator
-  const secrets = new SecretResolver({ masterKeys: [masterKey] })
+  const secrets = new SecretResolver({ masterKeys })
 
   const registry = new Registry({
     secrets,
@@ -238,6 +246,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
   const webhooks = new WebhookSender({
     outbox: store.webhooks,
     masterKey,
+    masterKeys,
     logger,
     allowPrivateNetwork: config.allowPrivateNetwork,
   })
@@ -374,6 +383,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     catalog,
     webhooks,
     masterKey,
+    masterKeys,
     audit,
     telemetry,
     logger,
@@ -447,6 +457,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     routes: router.routes,
     ...(generatedAdminKey ? { generatedAdminKey } : {}),
     adminKeyFile,
+    keyProvider,
     close: () =>
       (closing ??= (async () => {
         ready = false

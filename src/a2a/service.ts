@@ -17,6 +17,8 @@ export interface A2aServiceOptions {
   /** The durable webhook outbox: push notifications are delivered through it. */
   webhooks: WebhookSender
   masterKey: MasterKey
+  /** Keys that may unseal stored push credentials (rotation), primary first; default [masterKey]. */
+  masterKeys?: readonly MasterKey[]
   audit: AuditWriter
   telemetry: Telemetry
   logger: Logger
@@ -43,7 +45,7 @@ export class A2aService {
     this.push = new PushDispatcher({
       store: o.store,
       webhooks: o.webhooks,
-      masterKeys: [o.masterKey],
+      masterKeys: o.masterKeys ?? [o.masterKey],
       logger: o.logger,
       ...(o.pushPollMs !== undefined ? { pollMs: o.pushPollMs } : {}),
     })
@@ -51,7 +53,7 @@ export class A2aService {
       runs: o.runs,
       store: o.store,
       masterKey: o.masterKey,
-      masterKeys: [o.masterKey],
+      masterKeys: o.masterKeys ?? [o.masterKey],
       checkPushUrl: (url) => {
         o.webhooks.validateUrl(url)
       },

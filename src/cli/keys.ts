@@ -1,6 +1,7 @@
 import { GatewayError } from '../errors.js'
 import { one, parseArgs, type ParsedArgs } from './args.js'
 import { call, target } from './client.js'
+import { runRotateMaster } from './rotate-master.js'
 
 const COMMON = ['tenant', 'url', 'key']
 const SUBCOMMANDS: Record<string, readonly string[]> = {
@@ -9,12 +10,16 @@ const SUBCOMMANDS: Record<string, readonly string[]> = {
   revoke: COMMON,
 }
 
-/** `gatehouse keys create|list|revoke` over the admin API. */
+/** `gatehouse keys create|list|revoke` over the admin API; `keys rotate-master` on the store itself. */
 export async function runKeys(argv: string[]): Promise<number> {
   const sub = argv[0]
+  if (sub === 'rotate-master') return runRotateMaster(argv.slice(1))
   const values = sub ? SUBCOMMANDS[sub] : undefined
   if (!sub || !values)
-    throw new GatewayError('bad_request', 'usage: gatehouse keys create|list|revoke (see `gatehouse help`)')
+    throw new GatewayError(
+      'bad_request',
+      'usage: gatehouse keys create|list|revoke|rotate-master (see `gatehouse help`)',
+    )
   const args = parseArgs(argv.slice(1), { command: `keys ${sub}`, values })
   const t = target(args)
   const tenant = one(args, 'tenant')

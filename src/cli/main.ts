@@ -13,8 +13,13 @@ Usage:
   gatehouse keys create --role ROLE [--tenant T] [--name N] [--expires-in SECONDS] [--scopes "a b"] [--url URL] [--key KEY]
   gatehouse keys list [--tenant T] [--url URL] [--key KEY]
   gatehouse keys revoke ID [--tenant T] [--url URL] [--key KEY]
+  gatehouse keys rotate-master [--data DIR] [--new-key]
+                                   (re-wraps stored connection tokens and OAuth client secrets under the
+                                    primary master key, on the store itself; --new-key first replaces
+                                    DATA/master.key and keeps the old key in DATA/master.keys.previous)
 
-Environment: GATEHOUSE_ADMIN_KEY, GATEHOUSE_URL, GATEHOUSE_KEY, GATEHOUSE_DATABASE_URL, GATEHOUSE_MASTER_KEY.
+Environment: GATEHOUSE_ADMIN_KEY, GATEHOUSE_URL, GATEHOUSE_KEY, GATEHOUSE_DATABASE_URL, GATEHOUSE_MASTER_KEY,
+GATEHOUSE_MASTER_KEYS_PREVIOUS (comma-separated base64 keys still accepted for reading).
 `
 
 /** CLI entry: returns the exit code; errors are one line on stderr naming the problem and the fix. */

@@ -20,6 +20,7 @@ import { runsContract } from './runs.contract.js'
 import { policyContract } from './policy.contract.js'
 import { a2aContract } from './a2a.contract.js'
 import { schedulesContract } from './schedules.contract.js'
+import { connectionsContract } from './connections.contract.js'
 
 // One server for this file, one database in it, one fresh schema per store the suites open.
 const pgsql = usePostgres()
@@ -32,6 +33,48 @@ runsContract('postgres', open)
 policyContract('postgres', open)
 a2aContract('postgres', open)
 schedulesContract('postgres', open)
+/** Each store's schema, so the suite can read the connection tables' text. */
+const schemas = new WeakMap<Store, string>()
+connectionsContract(
+  'postgres',
+  async () => {
+    const schema = `c_${randomBytes(6).toString('hex')}`
+    const store = await openPgStore({ url: pgsql.url(), schema, poolSize: 8 })
+    schemas.set(store, schema)
+    const close = store.close.bind(store)
+    store.close = async () => {
+      await close()
+      await onPg((c) => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
+    }
+    return store
+  },
+  async (store) => {
+    const schema = schemas.get(store)!
+    const tables = ['connections', 'oauth_states', 'oauth_clients']
+    const texts = await onPg(async (c) => {
+      const out: string[] = []
+      for (const t of tables)
+        out.push(
+          ...(await c.query<{ row: string }>(`SELECT t::text AS row FROM ${schema}.${t} t`)).rows.map(
+            (r) => r.row,
+          ),
+        )
+      return out
+    })
+    return texts.join('\n')
+  },
+)
+
+/** Runs `fn` on a fresh client of the test database. */
+async function onPg<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: pgsql.url() })
+  await c.connect()
+  try {
+    return await fn(c)
+  } finally {
+    await c.end()
+  }
+}
 
 /** Two stores on one schema: two replicas of a gateway. */
 async function replicas(n: number): Promise<{ stores: Store[]; drop(): Promise<void> }> {

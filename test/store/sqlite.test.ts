@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { migrate, openSqliteStore } from '../../src/store/sqlite/index.js'
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js'
+import type { Store } from '../../src/store/types.js'
 import { storeContract } from './contract.js'
 import { outboxContract } from './outbox.contract.js'
 import { memoryContract } from './memory.contract.js'
@@ -12,6 +13,7 @@ import { runsContract } from './runs.contract.js'
 import { policyContract } from './policy.contract.js'
 import { a2aContract } from './a2a.contract.js'
 import { schedulesContract } from './schedules.contract.js'
+import { connectionsContract } from './connections.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-store-'))
 let n = 0
@@ -29,6 +31,25 @@ policyContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:'
 a2aContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `a${n++}.db`) }))
 schedulesContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `t${n++}.db`) }))
 schedulesContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }))
+/** The database file of each file store, so the suite can grep the bytes on disk (the WAL included). */
+const files = new WeakMap<Store, string>()
+connectionsContract(
+  'sqlite (file, WAL)',
+  async () => {
+    const path = join(dir, `c${n++}.db`)
+    const store = openSqliteStore({ path })
+    files.set(store, path)
+    return store
+  },
+  async (store) => {
+    const path = files.get(store)!
+    return [path, `${path}-wal`]
+      .filter((f) => existsSync(f))
+      .map((f) => readFileSync(f).toString('latin1'))
+      .join('\n')
+  },
+)
+connectionsContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }))
 
 describe('sqlite migrations', () => {
   it('apply a version that landed below the highest applied one (changes merged in another order)', () => {

@@ -280,4 +280,57 @@ CREATE TABLE schedule_ticks (
 CREATE INDEX schedule_ticks_claimed ON schedule_ticks(claimed_at_ms) WHERE status = 'claimed';
 `,
   },
+  // Version 7 (as SQLite's version 7): token brokering — connections (tokens as envelopes only),
+  // OAuth states in flight, registered OAuth clients.
+  {
+    version: 7,
+    name: 'connections',
+    sql: `
+CREATE TABLE connections (
+  id text COLLATE "C" PRIMARY KEY,
+  tenant text COLLATE "C" NOT NULL,
+  user_id text COLLATE "C" NOT NULL,
+  connector text COLLATE "C" NOT NULL,
+  provider text NOT NULL,
+  account text,
+  scopes text NOT NULL DEFAULT '[]',
+  key_id text NOT NULL,
+  wrapped_key text NOT NULL,
+  ciphertext text NOT NULL,
+  expires_at timestamptz,
+  has_refresh_token boolean NOT NULL DEFAULT false,
+  version integer NOT NULL,
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  UNIQUE (tenant, user_id, connector)
+);
+CREATE INDEX connections_tenant ON connections(tenant, created_at);
+CREATE TABLE oauth_states (
+  id text COLLATE "C" PRIMARY KEY,
+  tenant text COLLATE "C" NOT NULL,
+  user_id text COLLATE "C" NOT NULL,
+  connector text COLLATE "C" NOT NULL,
+  sealed_verifier text NOT NULL,
+  redirect_uri text NOT NULL,
+  scopes text NOT NULL DEFAULT '[]',
+  issuer text NOT NULL,
+  resource text,
+  return_to text,
+  expires_at timestamptz NOT NULL,
+  created_at timestamptz NOT NULL
+);
+CREATE INDEX oauth_states_expiry ON oauth_states(expires_at);
+CREATE TABLE oauth_clients (
+  tenant text COLLATE "C" NOT NULL,
+  connector text COLLATE "C" NOT NULL,
+  issuer text COLLATE "C" NOT NULL,
+  client_id text NOT NULL,
+  sealed_secret text,
+  token_endpoint_auth_method text,
+  registration text NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL,
+  PRIMARY KEY (tenant, connector, issuer)
+);
+`,
+  },
 ]

@@ -314,4 +314,58 @@ CREATE TABLE schedule_ticks (
 CREATE INDEX schedule_ticks_claimed ON schedule_ticks(claimed_at_ms) WHERE status = 'claimed';
 `,
   },
+  // Version 7: token brokering. One connection per (tenant, user, connector), its tokens as an
+  // envelope (key id, wrapped data key, ciphertext: never plaintext); OAuth states in flight, keyed
+  // by the sha256 of the state parameter; OAuth clients registered per (tenant, connector, issuer).
+  {
+    version: 7,
+    name: 'connections',
+    sql: `
+CREATE TABLE connections (
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  connector TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  account TEXT,
+  scopes TEXT NOT NULL DEFAULT '[]',
+  key_id TEXT NOT NULL,
+  wrapped_key TEXT NOT NULL,
+  ciphertext TEXT NOT NULL,
+  expires_at TEXT,
+  has_refresh_token INTEGER NOT NULL DEFAULT 0,
+  version INTEGER NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  UNIQUE (tenant, user_id, connector)
+);
+CREATE INDEX connections_tenant ON connections(tenant, created_at);
+CREATE TABLE oauth_states (
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  connector TEXT NOT NULL,
+  sealed_verifier TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  scopes TEXT NOT NULL DEFAULT '[]',
+  issuer TEXT NOT NULL,
+  resource TEXT,
+  return_to TEXT,
+  expires_at TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX oauth_states_expiry ON oauth_states(expires_at);
+CREATE TABLE oauth_clients (
+  tenant TEXT NOT NULL,
+  connector TEXT NOT NULL,
+  issuer TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  sealed_secret TEXT,
+  token_endpoint_auth_method TEXT,
+  registration TEXT NOT NULL DEFAULT '{}',
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, connector, issuer)
+);
+`,
+  },
 ]
