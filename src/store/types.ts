@@ -3,6 +3,7 @@ import type { RunStore } from './runs.js'
 import type { ApprovalStore, LimitStore } from './policy.js'
 import type { A2aStore } from './a2a.js'
 import type { ScheduleStore } from './schedules.js'
+import type { SessionStore } from './sessions.js'
 
 /**
  * Narrow async storage interfaces. Every method that touches tenant data takes the caller's
@@ -163,6 +164,8 @@ export interface Store {
   readonly a2a: A2aStore
   /** Schedule ticks: each cron tick claimed once across processes (src/store/schedules.ts). */
   readonly schedules: ScheduleStore
+  /** MCP 2025-11-25 sessions shared by replicas: liveness and SSE events (src/store/sessions.ts). */
+  readonly sessions: SessionStore
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>

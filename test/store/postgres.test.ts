@@ -20,6 +20,7 @@ import { runsContract } from './runs.contract.js'
 import { policyContract } from './policy.contract.js'
 import { a2aContract } from './a2a.contract.js'
 import { schedulesContract } from './schedules.contract.js'
+import { sessionsContract } from './sessions.contract.js'
 
 // One server for this file, one database in it, one fresh schema per store the suites open.
 const pgsql = usePostgres()
@@ -32,6 +33,7 @@ runsContract('postgres', open)
 policyContract('postgres', open)
 a2aContract('postgres', open)
 schedulesContract('postgres', open)
+sessionsContract('postgres', open)
 
 /** Two stores on one schema: two replicas of a gateway. */
 async function replicas(n: number): Promise<{ stores: Store[]; drop(): Promise<void> }> {

@@ -12,6 +12,7 @@ import { runsContract } from './runs.contract.js'
 import { policyContract } from './policy.contract.js'
 import { a2aContract } from './a2a.contract.js'
 import { schedulesContract } from './schedules.contract.js'
+import { sessionsContract } from './sessions.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-store-'))
 let n = 0
@@ -29,6 +30,8 @@ policyContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:'
 a2aContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `a${n++}.db`) }))
 schedulesContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `t${n++}.db`) }))
 schedulesContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }))
+sessionsContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `x${n++}.db`) }))
+sessionsContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }))
 
 describe('sqlite migrations', () => {
   it('apply a version that landed below the highest applied one (changes merged in another order)', () => {

@@ -12,6 +12,7 @@ import { PgAudit, PgSpans } from './telemetry.js'
 import { PgApprovals, PgLimits } from './policy.js'
 import { PgA2a } from './a2a.js'
 import { PgSchedules } from './schedules.js'
+import { PgSessions } from './sessions.js'
 import { PgTenants } from './tenants.js'
 
 export interface PgStoreOptions {
@@ -146,6 +147,7 @@ export async function openPgStore(options: PgStoreOptions): Promise<Store> {
     limits: new PgLimits(db),
     a2a: new PgA2a(db),
     schedules: new PgSchedules(db),
+    sessions: new PgSessions(db),
     async ping() {
       await pool.query('SELECT 1')
     },

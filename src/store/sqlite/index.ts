@@ -12,6 +12,7 @@ import { SqliteRuns } from './runs.js'
 import { SqliteApprovals, SqliteLimits } from './policy.js'
 import { SqliteA2a } from './a2a.js'
 import { SqliteSchedules } from './schedules.js'
+import { SqliteSessions } from './sessions.js'
 import { inlineWriter, workerWriter } from './writer.js'
 
 export interface SqliteStoreOptions {
@@ -79,6 +80,7 @@ export function openSqliteStore({
     limits: new SqliteLimits(db),
     a2a: new SqliteA2a(db),
     schedules: new SqliteSchedules(db),
+    sessions: new SqliteSessions(db),
     async ping() {
       db.prepare('SELECT 1').get()
     },
