@@ -268,8 +268,11 @@ describe('replicas on PostgreSQL', () => {
         const u = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url)
         const target = new URL(n++ % 2 ? b.url : a.url)
         u.host = target.host
-        const body = typeof initReq?.body === 'string' ? (JSON.parse(initReq.body) as Record<string, unknown>) : {}
-        seen.push(`${target.port} ${initReq?.method ?? 'GET'} ${String(body.method ?? ('result' in body ? 'answer' : ''))} ${String(body.id ?? '')}`)
+        const body =
+          typeof initReq?.body === 'string' ? (JSON.parse(initReq.body) as Record<string, unknown>) : {}
+        seen.push(
+          `${target.port} ${initReq?.method ?? 'GET'} ${String(body.method ?? ('result' in body ? 'answer' : ''))} ${String(body.id ?? '')}`,
+        )
         return fetch(u, initReq)
       }
       const client = new Client(
