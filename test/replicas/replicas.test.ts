@@ -361,6 +361,53 @@ describe('replicas on PostgreSQL', () => {
       await foreign.text()
     }, 30_000)
 
+    it('notifications/cancelled sent to the other replica cancels the call where it runs (fast path and SDK path)', async () => {
+      const sid = await open(a.url)
+      // Fast path (no progress token) and SDK path (progress token): both run on A, cancelled via B.
+      for (const [i, meta] of [
+        [11, undefined],
+        [12, { progressToken: 'p12' }],
+      ] as const) {
+        // The SDK path sends nothing after a cancellation and keeps its stream open: read it for a
+        // while longer than the upstream's 2 s; an uncancelled call would have answered by then.
+        const ac = new AbortController()
+        const stopReading = setTimeout(() => ac.abort(), 3500)
+        const running = fetch(`${a.url}/mcp`, {
+          method: 'POST',
+          headers: sessionHeaders(sid),
+          body: call(i, 'up__slow', { ms: meta ? 2000 : 20_000 }, meta),
+          signal: ac.signal,
+        }).then(async (r) => {
+          let text = ''
+          try {
+            for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>)
+              text += Buffer.from(chunk).toString()
+          } catch {
+            // stopped reading
+          }
+          clearTimeout(stopReading)
+          return text
+        })
+        await sleep(300)
+        const t0 = Date.now()
+        const cancel = await post(
+          b.url,
+          sid,
+          JSON.stringify({
+            jsonrpc: '2.0',
+            method: 'notifications/cancelled',
+            params: { requestId: i, reason: 'stop' },
+          }),
+        )
+        expect(cancel.status).toBe(202)
+        const text = await running
+        // Never the upstream's answer; the fast path answers the cancellation at once.
+        expect(Date.now() - t0).toBeLessThan(4000)
+        expect(text).not.toContain('slept')
+        if (!meta) expect(JSON.parse(text)).toMatchObject({ id: i, error: { code: -32800 } })
+      }
+    }, 30_000)
+
     it('the standalone GET stream works on any replica', async () => {
       const sid = await open(a.url)
       for (const url of [b.url, a.url]) {
