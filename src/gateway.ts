@@ -21,6 +21,7 @@ import { applyManifests } from './manifests/apply.js'
 import { readManifestPath } from './manifests/parse.js'
 import type { ConnectorSpec, ServerSpec } from './manifests/schema.js'
 import { McpIngress } from './mcp/ingress.js'
+import { sessionSweepJob } from './mcp/sessions.js'
 import {
   credentialStage,
   executeUpstream,
@@ -330,6 +331,9 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     maxBodyBytes: config.maxBodyBytes,
     tasks: new McpTasks(runs),
     visibleTools: (ctx, tools) => policy.visible(ctx, tools),
+    masterKeys: [masterKey],
+    // Replicas share 2025-era sessions (and their SSE events) through the store.
+    ...(config.databaseUrl ? { shared: { store: store.sessions, notifier } } : {}),
   })
   approvals.attachRuns(runs)
   // Schedules (docs/schedules.md): each cron tick starts one run across replicas; the gateway's own
@@ -340,7 +344,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     audit,
     logger,
     owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
-    jobs: systemJobs(store, logger),
+    jobs: [
+      ...systemJobs(store, logger),
+      ...(config.databaseUrl ? [sessionSweepJob(store.sessions, logger)] : []),
+    ],
   })
 
   const reload = async () => {

@@ -7,14 +7,24 @@ export interface MemoryEventStoreOptions {
   maxEvents?: number
 }
 
+interface Stored {
+  session: string
+  stream: string
+  message: JSONRPCMessage
+}
+
 /**
- * Bounded in-memory store behind SSE resumability (Last-Event-ID) of 2025-era sessions.
- * A client can resume a stream while its events are still among the newest `maxEvents`.
+ * Bounded in-memory store behind SSE resumability (Last-Event-ID) of 2025-era sessions in one
+ * process (SQLite deployments; replicas use the shared store, src/mcp/sessions.ts). Events belong
+ * to a session: a Last-Event-ID of one session never replays another's (every session's standalone
+ * GET stream has the same SDK stream id). A client can resume a stream while its events are still
+ * among the newest `maxEvents`.
  */
-export class MemoryEventStore implements EventStore {
+export class MemoryEventStore {
   private seq = 0
   /** Insertion-ordered: the first entry is the oldest event. */
-  private readonly events = new Map<string, { stream: string; message: JSONRPCMessage }>()
+  private readonly events = new Map<string, Stored>()
+  /** Event ids of each `{session}\n{stream}`, oldest first. */
   private readonly streams = new Map<string, string[]>()
   private readonly perStream: number
   private readonly maxEvents: number
@@ -24,33 +34,56 @@ export class MemoryEventStore implements EventStore {
     this.maxEvents = maxEvents
   }
 
-  async storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
-    const id = `${streamId}:${++this.seq}`
-    this.events.set(id, { stream: streamId, message })
-    let list = this.streams.get(streamId)
-    if (!list) this.streams.set(streamId, (list = []))
+  /** The SDK's view of one session's events. */
+  forSession(session: string): EventStore {
+    return {
+      storeEvent: async (stream, message) => this.store(session, stream, message),
+      getStreamIdForEventId: async (eventId) => this.streamOf(session, eventId),
+      replayEventsAfter: async (lastEventId, { send }) => this.replayAfter(session, lastEventId, send),
+    }
+  }
+
+  store(session: string, stream: string, message: JSONRPCMessage): string {
+    const id = String(++this.seq)
+    this.events.set(id, { session, stream, message })
+    const key = `${session}\n${stream}`
+    let list = this.streams.get(key)
+    if (!list) this.streams.set(key, (list = []))
     list.push(id)
     if (list.length > this.perStream) this.events.delete(list.shift()!)
     while (this.events.size > this.maxEvents) this.evictOldest()
     return id
   }
 
-  async getStreamIdForEventId(eventId: string): Promise<string | undefined> {
-    return this.events.get(eventId)?.stream
+  streamOf(session: string, eventId: string): string | undefined {
+    const ev = this.events.get(eventId)
+    return ev?.session === session ? ev.stream : undefined
   }
 
-  async replayEventsAfter(
+  /** Sends the session's events after `lastEventId` on its stream; returns the stream, or '' for an unknown id. */
+  async replayAfter(
+    session: string,
     lastEventId: string,
-    { send }: { send: (id: string, message: JSONRPCMessage) => Promise<void> },
+    send: (id: string, message: JSONRPCMessage) => Promise<void>,
   ): Promise<string> {
     const ev = this.events.get(lastEventId)
-    if (!ev) return ''
-    const list = this.streams.get(ev.stream) ?? []
+    if (!ev || ev.session !== session) return ''
+    const list = this.streams.get(`${session}\n${ev.stream}`) ?? []
     for (const id of list.slice(list.indexOf(lastEventId) + 1)) {
       const e = this.events.get(id)
       if (e) await send(id, e.message)
     }
     return ev.stream
+  }
+
+  /** Drops a session's events (it ended). */
+  dropSession(session: string): void {
+    const prefix = `${session}\n`
+    for (const [key, ids] of this.streams) {
+      if (!key.startsWith(prefix)) continue
+      for (const id of ids) this.events.delete(id)
+      this.streams.delete(key)
+    }
   }
 
   get size(): number {
@@ -66,10 +99,11 @@ export class MemoryEventStore implements EventStore {
     if (first.done) return
     const ev = this.events.get(first.value)!
     this.events.delete(first.value)
-    const list = this.streams.get(ev.stream)
+    const key = `${ev.session}\n${ev.stream}`
+    const list = this.streams.get(key)
     if (!list) return
     const i = list.indexOf(first.value)
     if (i !== -1) list.splice(i, 1)
-    if (!list.length) this.streams.delete(ev.stream)
+    if (!list.length) this.streams.delete(key)
   }
 }

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { ProtocolError } from '@modelcontextprotocol/server'
+import { ProtocolError, type EventStore, type JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { CallContext } from '../context.js'
 import type { ToolCall } from '../pipeline/types.js'
 import type { Registry } from '../registry.js'
 import { Cancellation } from '../upstream/cancel.js'
 import type { CallHooks, JsonObject } from '../upstream/rpc.js'
-import type { MemoryEventStore } from './event-store.js'
 import {
   dispatchToolCall,
   envelopeCanElicit,
@@ -30,6 +29,8 @@ export interface FastSession {
   relaysRequests: boolean
   /** The level the client set with logging/setLevel; messages below it are not relayed. */
   logLevel: string | undefined
+  /** Where the session's SSE events go (in memory, or the shared store on replicas). */
+  events: EventStore
   lastSeen: number
 }
 
@@ -44,7 +45,6 @@ export function passesLogLevel(level: unknown, threshold: string | undefined): b
 export interface FastPathOptions {
   registry: Registry
   callTool(call: ToolCall): Promise<JsonObject>
-  events: MemoryEventStore
   /** Pauses calls whose 2025-era upstream asks a 2026-era client something. */
   parking: Parking
   session(id: string): FastSession | undefined
@@ -122,7 +122,7 @@ export class FastPath {
       ) {
         return false
       }
-      await this.run(res, ctx, scope, call, true, undefined)
+      await this.run(res, ctx, scope, call, true, undefined, undefined)
       return true
     }
     if (sid === undefined || (version !== undefined && !LEGACY_VERSIONS.has(version))) return false
@@ -139,7 +139,7 @@ export class FastPath {
       return false
     }
     s.lastSeen = Date.now()
-    await this.run(res, ctx, scope, call, false, sid, s.logLevel)
+    await this.run(res, ctx, scope, call, false, sid, s.events, s.logLevel)
     return true
   }
 
@@ -150,9 +150,10 @@ export class FastPath {
     call: CallRequest,
     modern: boolean,
     sid: string | undefined,
+    events: EventStore | undefined,
     logLevel?: string,
   ): Promise<void> {
-    const reply = new LazyReply(res, this.opts.events, sid, logLevel)
+    const reply = new LazyReply(res, events, sid, logLevel)
     const ac = new Cancellation()
     // 2026: the request is the call, so a dropped connection cancels it. 2025: a disconnect is not
     // a cancellation (the spec says so; notifications/cancelled is); the answer stays resumable.
@@ -209,7 +210,7 @@ class LazyReply {
 
   constructor(
     private readonly res: ServerResponse,
-    private readonly events: MemoryEventStore,
+    private readonly events: EventStore | undefined,
     private readonly sid: string | undefined,
     private readonly logLevel: string | undefined,
   ) {}
@@ -249,7 +250,8 @@ class LazyReply {
       if (this.sid) headers['mcp-session-id'] = this.sid
       this.res.writeHead(200, headers)
     }
-    const id = await this.events.storeEvent(this.streamId, message as never)
-    this.res.write(`event: message\nid: ${id}\ndata: ${JSON.stringify(message)}\n\n`)
+    const id = await this.events?.storeEvent(this.streamId, message as JSONRPCMessage)
+    if (this.res.writableEnded) return
+    this.res.write(`event: message\n${id ? `id: ${id}\n` : ''}data: ${JSON.stringify(message)}\n\n`)
   }
 }

@@ -5,14 +5,15 @@
  * - `events`: new events were appended to a run (streams and waiters look again).
  * - `wake`: a run became claimable (created, resumed, released by a draining process).
  * - `cancel`: a cancel was requested for a run (the process executing it aborts it).
+ * - `mcp`: 2025-era MCP sessions shared by replicas (src/mcp/sessions.ts); the payload is a JSON signal, not a run id.
  *
  * SQLite (one process): `LocalNotifier`, handlers run in-process. PostgreSQL (replicas):
  * `PgNotifier` (src/store/pg/notify.ts), LISTEN/NOTIFY on a dedicated connection; a lost
  * notification costs at most one poll interval (runPollMs) or one heartbeat (cancel).
  */
-export type NotifyChannel = 'events' | 'wake' | 'cancel'
+export type NotifyChannel = 'events' | 'wake' | 'cancel' | 'mcp'
 
-export const NOTIFY_CHANNELS: readonly NotifyChannel[] = ['events', 'wake', 'cancel']
+export const NOTIFY_CHANNELS: readonly NotifyChannel[] = ['events', 'wake', 'cancel', 'mcp']
 
 export interface Notifier {
   /** Tells every process (this one included, synchronously) about `runId`. Never throws. */

@@ -4,6 +4,7 @@ import type { ApprovalStore, LimitStore } from './policy.js'
 import type { A2aStore } from './a2a.js'
 import type { ScheduleStore } from './schedules.js'
 import type { ConnectionStore } from './connections.js'
+import type { SessionStore } from './sessions.js'
 
 /**
  * Narrow async storage interfaces. Every method that touches tenant data takes the caller's
@@ -166,6 +167,8 @@ export interface Store {
   readonly schedules: ScheduleStore
   /** Per-user upstream connections (sealed tokens), OAuth states and clients (src/store/connections.ts). */
   readonly connections: ConnectionStore
+  /** MCP 2025-11-25 sessions shared by replicas: liveness and SSE events (src/store/sessions.ts). */
+  readonly sessions: SessionStore
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>

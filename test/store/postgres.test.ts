@@ -21,6 +21,7 @@ import { policyContract } from './policy.contract.js'
 import { a2aContract } from './a2a.contract.js'
 import { schedulesContract } from './schedules.contract.js'
 import { connectionsContract } from './connections.contract.js'
+import { sessionsContract } from './sessions.contract.js'
 
 // One server for this file, one database in it, one fresh schema per store the suites open.
 const pgsql = usePostgres()
@@ -75,6 +76,7 @@ async function onPg<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
     await c.end()
   }
 }
+sessionsContract('postgres', open)
 
 /** Two stores on one schema: two replicas of a gateway. */
 async function replicas(n: number): Promise<{ stores: Store[]; drop(): Promise<void> }> {

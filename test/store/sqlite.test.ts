@@ -14,6 +14,7 @@ import { policyContract } from './policy.contract.js'
 import { a2aContract } from './a2a.contract.js'
 import { schedulesContract } from './schedules.contract.js'
 import { connectionsContract } from './connections.contract.js'
+import { sessionsContract } from './sessions.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-store-'))
 let n = 0
@@ -50,6 +51,8 @@ connectionsContract(
   },
 )
 connectionsContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }))
+sessionsContract('sqlite (file, WAL)', async () => openSqliteStore({ path: join(dir, `x${n++}.db`) }))
+sessionsContract('sqlite (memory)', async () => openSqliteStore({ path: ':memory:' }))
 
 describe('sqlite migrations', () => {
   it('apply a version that landed below the highest applied one (changes merged in another order)', () => {

@@ -13,6 +13,7 @@ import { PgApprovals, PgLimits } from './policy.js'
 import { PgA2a } from './a2a.js'
 import { PgSchedules } from './schedules.js'
 import { PgConnections } from './connections.js'
+import { PgSessions } from './sessions.js'
 import { PgTenants } from './tenants.js'
 
 export interface PgStoreOptions {
@@ -148,6 +149,7 @@ export async function openPgStore(options: PgStoreOptions): Promise<Store> {
     a2a: new PgA2a(db),
     schedules: new PgSchedules(db),
     connections: new PgConnections(db),
+    sessions: new PgSessions(db),
     async ping() {
       await pool.query('SELECT 1')
     },

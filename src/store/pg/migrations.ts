@@ -333,4 +333,29 @@ CREATE TABLE oauth_clients (
 );
 `,
   },
+  // Version 8 (same number as SQLite's): MCP 2025-11-25 sessions shared by replicas — a row per
+  // live session and the sessions' SSE events (one identity sequence, ordered per stream).
+  {
+    version: 8,
+    name: 'mcp_sessions',
+    sql: `
+CREATE TABLE mcp_sessions (
+  key text COLLATE "C" PRIMARY KEY,
+  tenant text COLLATE "C" NOT NULL,
+  owner text COLLATE "C" NOT NULL,
+  created_at_ms bigint NOT NULL,
+  expires_at_ms bigint NOT NULL
+);
+CREATE INDEX mcp_sessions_expiry ON mcp_sessions(expires_at_ms);
+CREATE TABLE mcp_session_events (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  session text COLLATE "C" NOT NULL,
+  stream text COLLATE "C" NOT NULL,
+  message text NOT NULL,
+  created_at_ms bigint NOT NULL
+);
+CREATE INDEX mcp_session_events_stream ON mcp_session_events(session, stream, id);
+CREATE INDEX mcp_session_events_age ON mcp_session_events(created_at_ms);
+`,
+  },
 ]

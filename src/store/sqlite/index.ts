@@ -13,6 +13,7 @@ import { SqliteApprovals, SqliteLimits } from './policy.js'
 import { SqliteA2a } from './a2a.js'
 import { SqliteSchedules } from './schedules.js'
 import { SqliteConnections } from './connections.js'
+import { SqliteSessions } from './sessions.js'
 import { inlineWriter, workerWriter } from './writer.js'
 
 export interface SqliteStoreOptions {
@@ -81,6 +82,7 @@ export function openSqliteStore({
     a2a: new SqliteA2a(db),
     schedules: new SqliteSchedules(db),
     connections: new SqliteConnections(db),
+    sessions: new SqliteSessions(db),
     async ping() {
       db.prepare('SELECT 1').get()
     },

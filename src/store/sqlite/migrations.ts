@@ -368,4 +368,30 @@ CREATE TABLE oauth_clients (
 );
 `,
   },
+  // Version 8: MCP 2025-11-25 sessions shared by replicas (src/store/sessions.ts): a row per live
+  // session (absent: terminated, expired or never opened) and the sessions' SSE events for
+  // Last-Event-ID resumption on any replica. (Version 7 is the connection store.)
+  {
+    version: 8,
+    name: 'mcp_sessions',
+    sql: `
+CREATE TABLE mcp_sessions (
+  key TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL
+);
+CREATE INDEX mcp_sessions_expiry ON mcp_sessions(expires_at_ms);
+CREATE TABLE mcp_session_events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  session TEXT NOT NULL,
+  stream TEXT NOT NULL,
+  message TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX mcp_session_events_stream ON mcp_session_events(session, stream, id);
+CREATE INDEX mcp_session_events_age ON mcp_session_events(created_at_ms);
+`,
+  },
 ]
