@@ -95,6 +95,8 @@ export const ConfigSchema = z
     upstreamTimeoutMs: z.number().int().positive().default(60_000),
     /** Let URLs learned at run time (webhooks, push targets) reach private, loopback and link-local addresses. */
     allowPrivateNetwork: z.boolean().default(false),
+    /** A user connection's access token is refreshed when it expires within this margin (docs/connections.md). */
+    tokenRefreshSkewMs: z.number().int().min(0).max(3_600_000).default(60_000),
     /** Runs executing at once in this process. */
     runConcurrency: z.number().int().positive().max(10_000).default(64),
     /** Run lease: a run whose owner stops renewing it is taken over after this long (dead owners on this host at once). */

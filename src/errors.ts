@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'not_acceptable'
   | 'rate_limited'
+  | 'connection_required'
   | 'not_supported'
   | 'upstream_unavailable'
   | 'upstream_error'
@@ -43,6 +44,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, CodeInfo>> = {
   unsupported_media_type: { http: 415, jsonrpc: -32600, retryable: false },
   not_acceptable: { http: 406, jsonrpc: -32600, retryable: false },
   rate_limited: { http: 429, jsonrpc: -32029, retryable: true },
+  /** The caller has no (usable) account connection for an oauth2 connector; details carry the connect URL. */
+  connection_required: { http: 403, jsonrpc: -32042, retryable: true },
   not_supported: { http: 501, jsonrpc: -32601, retryable: false },
   upstream_unavailable: { http: 502, jsonrpc: -32002, retryable: true },
   upstream_error: { http: 502, jsonrpc: -32002, retryable: false },

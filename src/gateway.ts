@@ -18,6 +18,9 @@ import { Router, type Route } from './http/router.js'
 import { createHttpServer } from './http/server.js'
 import { createLogger, type Logger } from './log.js'
 import { applyManifests } from './manifests/apply.js'
+import { TokenBroker } from './connections/broker.js'
+import { BrokeredUpstream } from './connections/upstream.js'
+import { connectionRoutes } from './http/routes/connections.js'
 import { readManifestPath } from './manifests/parse.js'
 import type { ConnectorSpec, ServerSpec } from './manifests/schema.js'
 import { McpIngress } from './mcp/ingress.js'
@@ -25,7 +28,6 @@ import { sessionSweepJob } from './mcp/sessions.js'
 import {
   credentialStage,
   executeUpstream,
-  noCredentials,
   observeStage,
   policyStage,
   scopeStage,
@@ -146,11 +148,37 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
   const authenticator = auth.authenticator
   const secrets = new SecretResolver({ masterKeys })
 
-  const registry = new Registry({
+  // Token brokering (docs/connections.md): each user's own upstream account per oauth2 connector.
+  const broker: TokenBroker = new TokenBroker({
+    store,
+    keys: keyProvider,
+    masterKeys,
+    secrets,
+    audit,
+    logger,
+    publicUrl: () => auth.resource.publicUrl,
+    connector: (tenant, name): ConnectorSpec | undefined => registry.connection(tenant, name)?.spec,
+    onConnectionsChanged: (tenant, connector) => registry.connectionsChanged(tenant, connector),
+    allowPrivateNetwork: config.allowPrivateNetwork,
+    refreshSkewMs: config.tokenRefreshSkewMs,
+  })
+  const registry: Registry = new Registry({
     secrets,
     logger,
     metrics,
     timeoutMs: config.upstreamTimeoutMs,
+    brokered: (r, onListChanged): BrokeredUpstream =>
+      new BrokeredUpstream({
+        tenant: r.tenant,
+        name: r.name,
+        spec: r.spec as ConnectorSpec,
+        secrets,
+        logger: logger.child({ connector: r.name, tenant: r.tenant }),
+        timeoutMs: config.upstreamTimeoutMs,
+        onListChanged,
+        onNotification: (method, params) => ingress?.upstreamNotification(r.tenant, method, params),
+        listingCredentials: () => broker.listingCredentials(r.tenant, r.name),
+      }),
     // The ingress exists before any list can change: registry.load runs after it is built.
     onListChanged: (tenant, kind) => ingress.listChanged(tenant, kind),
     onUpstreamNotification: (tenant, _c, method, params) =>
@@ -192,7 +220,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
       observeStage({ telemetry, metrics, audit }),
       scopeStage,
       policyStage(options.policy ?? policy),
-      credentialStage(options.credentials ?? noCredentials),
+      credentialStage(options.credentials ?? broker),
     ],
     executeUpstream,
   )
@@ -331,7 +359,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     maxBodyBytes: config.maxBodyBytes,
     tasks: new McpTasks(runs),
     visibleTools: (ctx, tools) => policy.visible(ctx, tools),
-    masterKeys: [masterKey],
+    masterKeys,
     // Replicas share 2025-era sessions (and their SSE events) through the store.
     ...(config.databaseUrl ? { shared: { store: store.sessions, notifier } } : {}),
   })
@@ -415,6 +443,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     ...approvalRoutes({ approvals }),
     ...slackRoutes({ slack }),
     ...scheduleRoutes({ store, scheduler, audit, reload }),
+    ...connectionRoutes({ store, broker, masterKeys }),
   ])
   const server = createHttpServer({
     router,
@@ -485,6 +514,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
         clearInterval(sweep)
         server.closeAllConnections()
         await registry.close()
+        await broker.close()
         await audit.close()
         await telemetry.close()
         await store.close()

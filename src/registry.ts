@@ -3,7 +3,7 @@ import type { Logger } from './log.js'
 import type { ConnectorSpec, ServerSpec, ToolFilter } from './manifests/schema.js'
 import type { ResourceRecord } from './store/types.js'
 import type { Metrics } from './telemetry/metrics.js'
-import { UpstreamConnection, type ListKind } from './upstream/connection.js'
+import { UpstreamConnection, type ListKind, type Upstream } from './upstream/connection.js'
 import { exposedName, passes } from './upstream/filter.js'
 import type { JsonObject } from './upstream/rpc.js'
 import type { ToolCall } from './pipeline/types.js'
@@ -13,7 +13,9 @@ import type { SecretResolver } from './vault/secrets.js'
 export interface ToolHost {
   readonly name: string
   readonly tenant: string
-  request: UpstreamConnection['request']
+  /** Set for connectors (absent for the gateway's own tools). */
+  readonly spec?: ConnectorSpec
+  request: Upstream['request']
 }
 
 /** A tool as a caller sees it, and where it really lives. */
@@ -29,7 +31,7 @@ export interface ExposedTool {
 
 export interface ExposedPrompt {
   exposed: string
-  connection: UpstreamConnection
+  connection: Upstream
   name: string
   def: JsonObject
 }
@@ -53,6 +55,11 @@ export interface RegistryOptions {
   onListChanged(tenant: string, kind: ListKind): void
   /** Tools the gateway serves itself (agents as `agents__{name}`) for a tenant or one virtual server. */
   agentTools?(tenant: string, server: ServerSpec | undefined): Promise<ExposedTool[]>
+  /**
+   * Builds the upstream of a brokered connector (`transport: builtin`, or `auth: oauth2`): calls
+   * carry each caller's own token (src/connections). Absent: such connectors are refused.
+   */
+  brokered?(r: ResourceRecord, onListChanged: (kind: ListKind) => void): Upstream
   /** Connection-level upstream notifications (e.g. resources/updated). */
   onUpstreamNotification?(
     tenant: string,
@@ -76,7 +83,7 @@ const key = (tenant: string, name: string) => `${tenant}/${name}`
  * servers over them. Rebuilt by diff on every apply, so unchanged connectors keep their sessions.
  */
 export class Registry {
-  private readonly connections = new Map<string, { generation: number; conn: UpstreamConnection }>()
+  private readonly connections = new Map<string, { generation: number; conn: Upstream }>()
   private readonly servers = new Map<string, ServerEntry>()
   private readonly indexes = new Map<string, Promise<ToolIndex>>()
 
@@ -120,7 +127,7 @@ export class Registry {
       for (const kind of ['tools', 'resources', 'prompts'] as const) this.opts.onListChanged(t, kind)
   }
 
-  connection(tenant: string, name: string): UpstreamConnection | undefined {
+  connection(tenant: string, name: string): Upstream | undefined {
     return this.connections.get(key(tenant, name))?.conn
   }
 
@@ -129,7 +136,7 @@ export class Registry {
   }
 
   /** Connections visible on `/mcp` (all of the tenant's) or `/mcp/{server}`, with the server's per-connector filter. */
-  selection(tenant: string, server?: string): { conn: UpstreamConnection; filter?: ToolFilter }[] {
+  selection(tenant: string, server?: string): { conn: Upstream; filter?: ToolFilter }[] {
     if (server === undefined) {
       return [...this.connections.values()]
         .map((c) => c.conn)
@@ -194,11 +201,7 @@ export class Registry {
    * prefix) if that connector is not ready, so the caller hears which upstream is down instead
    * of "unknown tool".
    */
-  unavailableFor(
-    tenant: string,
-    server: string | undefined,
-    exposed: string,
-  ): UpstreamConnection | undefined {
+  unavailableFor(tenant: string, server: string | undefined, exposed: string): Upstream | undefined {
     for (const { conn } of this.selection(tenant, server)) {
       const prefix = prefixOf(conn.spec, conn.name)
       if (prefix && exposed.startsWith(`${prefix}__`) && conn.status !== 'ready') return conn
@@ -222,8 +225,18 @@ export class Registry {
     await Promise.allSettled(all)
   }
 
-  private makeConnection(r: ResourceRecord): UpstreamConnection {
+  /** A brokered connector's tool list may have changed (a user connected or disconnected). */
+  connectionsChanged(tenant: string, connector: string): void {
+    this.connection(tenant, connector)?.invalidate('tools')
+  }
+
+  private makeConnection(r: ResourceRecord): Upstream {
     const spec = r.spec as ConnectorSpec
+    if (spec.transport === 'builtin' || spec.auth?.type === 'oauth2') {
+      if (!this.opts.brokered)
+        throw new Error(`connector ${r.name}: per-user (brokered) connectors need the token broker`)
+      return this.opts.brokered(r, (kind) => this.listChanged(r.tenant, kind))
+    }
     return new UpstreamConnection({
       tenant: r.tenant,
       name: r.name,

@@ -33,6 +33,65 @@ export const ToolFilterSchema = z
   })
   .strict()
 
+const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http or https URL' })
+const OAuthScope = z
+  .string()
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be one OAuth scope token (no spaces or quotes)')
+
+/** Providers whose endpoints and quirks Gatehouse knows (src/oauth presets). */
+export const OAUTH_PROVIDERS = ['github', 'slack'] as const
+
+/**
+ * Per-user token brokering: each user connects their own upstream account (authorization code +
+ * PKCE) and every call carries their token. Endpoints come from a preset (`provider`), from
+ * issuer discovery (`issuer`), written out (`authorization_endpoint` + `token_endpoint`), or —
+ * for an http upstream that names none of these — from the upstream itself per the MCP
+ * authorization spec (RFC 9728 then RFC 8414 / OIDC discovery).
+ */
+export const OAuth2AuthSchema = z
+  .object({
+    type: z.literal('oauth2'),
+    provider: z.enum(OAUTH_PROVIDERS).optional(),
+    issuer: HttpUrl.optional(),
+    authorization_endpoint: HttpUrl.optional(),
+    token_endpoint: HttpUrl.optional(),
+    revocation_endpoint: HttpUrl.optional(),
+    /** Pre-registered client; without one, a client metadata document or dynamic registration is used. */
+    client_id: z.string().min(1).max(500).optional(),
+    client_secret: SecretOnly.optional(),
+    token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).optional(),
+    /** Scopes asked for when a user connects. */
+    scopes: z.array(OAuthScope).max(100).default([]),
+    /** Extra scopes particular tools need (upstream tool name → scopes): asked for when first needed. */
+    tool_scopes: z.record(z.string().min(1), z.array(OAuthScope).max(100)).optional(),
+    /** Extra authorization request parameters (for example Slack's user_scope is filled by its preset). */
+    authorization_params: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.string().max(2000)).optional(),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    if (a.client_secret && !a.client_id)
+      ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'client_secret needs client_id' })
+    if (Boolean(a.authorization_endpoint) !== Boolean(a.token_endpoint))
+      ctx.addIssue({
+        code: 'custom',
+        path: [a.authorization_endpoint ? 'token_endpoint' : 'authorization_endpoint'],
+        message: 'authorization_endpoint and token_endpoint go together',
+      })
+    if (a.issuer && a.authorization_endpoint)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['issuer'],
+        message: 'give either issuer (discovery) or the endpoints, not both',
+      })
+    if (a.token_endpoint_auth_method && a.token_endpoint_auth_method !== 'none' && !a.client_secret)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['token_endpoint_auth_method'],
+        message: `${a.token_endpoint_auth_method} needs client_secret`,
+      })
+  })
+export type OAuth2Auth = z.infer<typeof OAuth2AuthSchema>
+
 const AuthSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }).strict(),
   z
@@ -44,7 +103,7 @@ const AuthSchema = z.discriminatedUnion('type', [
       scheme: z.string().default('Bearer'),
     })
     .strict(),
-  z.object({ type: z.literal('oauth2') }).loose(),
+  OAuth2AuthSchema,
 ])
 
 const ConnectorBase = {
@@ -77,21 +136,42 @@ export const HttpConnectorSchema = z
   .object({
     ...ConnectorBase,
     transport: z.literal('http'),
-    url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }),
+    url: HttpUrl,
     headers: z.record(z.string(), SecretField).optional(),
     /** Which protocol era to speak; `auto` tries 2026-07-28 and falls back to 2025-11-25 sessions. */
     protocol: z.enum(['auto', '2025-11-25', '2026-07-28']).default('auto'),
   })
   .strict()
 
+/** Bundled tool layers (connectors/): GitHub and Slack APIs with each caller's own token. */
+export const BUILTIN_CONNECTORS = ['github', 'slack'] as const
+
+export const BuiltinConnectorSchema = z
+  .object({
+    ...ConnectorBase,
+    transport: z.literal('builtin'),
+    builtin: z.enum(BUILTIN_CONNECTORS),
+    /** API base URL (GitHub Enterprise: https://HOST/api/v3; tests: a loopback fake). */
+    base_url: HttpUrl.optional(),
+  })
+  .strict()
+
 export const ConnectorSpecSchema = z
-  .discriminatedUnion('transport', [StdioConnectorSchema, HttpConnectorSchema])
+  .discriminatedUnion('transport', [StdioConnectorSchema, HttpConnectorSchema, BuiltinConnectorSchema])
   .superRefine((spec, ctx) => {
-    if (spec.auth?.type === 'oauth2') {
+    if (spec.auth?.type === 'oauth2' && spec.transport === 'stdio') {
       ctx.addIssue({
         code: 'custom',
         path: ['auth', 'type'],
-        message: 'auth type oauth2 (per-user token brokering) is not supported yet; use none or static',
+        message:
+          'oauth2 applies to http and builtin connectors (a stdio process has no per-request headers); pass stdio secrets in env',
+      })
+    }
+    if (spec.transport === 'builtin' && spec.auth?.type !== 'oauth2' && spec.auth?.type !== 'static') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth'],
+        message: `builtin connector ${spec.builtin} needs auth: { type: oauth2, ... } (each user's own token) or static (one shared token)`,
       })
     }
     if (spec.auth?.type === 'static' && spec.transport === 'stdio') {

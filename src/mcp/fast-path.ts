@@ -9,6 +9,7 @@ import type { CallHooks, JsonObject } from '../upstream/rpc.js'
 import {
   dispatchToolCall,
   envelopeCanElicit,
+  canUrlElicit,
   GATEWAY_INFO,
   missingTool,
   ownerOf,
@@ -180,6 +181,13 @@ export class FastPath {
             signal: ac,
             // Legacy sessions on this path declared no elicitation (else they take the SDK path).
             canElicit: modern && envelopeCanElicit(call.params._meta as Record<string, unknown> | undefined),
+            canUrlElicit:
+              modern &&
+              canUrlElicit(
+                (call.params._meta as Record<string, unknown> | undefined)?.[
+                  'io.modelcontextprotocol/clientCapabilities'
+                ] as { elicitation?: unknown } | undefined,
+              ),
           })
         : missingTool(this.opts.registry, scope, call.name)
       message = { jsonrpc: '2.0', id: call.id, result: modern ? stampModern(result) : result }

@@ -6,7 +6,7 @@ import type { ToolCall } from '../pipeline/types.js'
 import type { ExposedTool } from '../registry.js'
 import type { CancelSignal } from '../upstream/cancel.js'
 import type { Registry } from '../registry.js'
-import type { UpstreamConnection } from '../upstream/connection.js'
+import type { Upstream } from '../upstream/connection.js'
 import { UpstreamRpcError, type CallHooks, type JsonObject } from '../upstream/rpc.js'
 import { isParkState, type Parking } from './parking.js'
 import { ResourceRouter } from './resources.js'
@@ -120,10 +120,24 @@ export function missingTool(registry: Registry, scope: Scope, exposed: string): 
   throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${exposed}`)
 }
 
-function callFailure(err: unknown, exposed: string): JsonObject {
+/** MCP 2025-11-25 URLElicitationRequiredError: the client opens the URL, then retries the call. */
+export const URL_ELICITATION_REQUIRED = -32042
+
+function callFailure(err: unknown, exposed: string, canUrlElicit: boolean): JsonObject {
   if (err instanceof ProtocolError) throw err
   if (err instanceof UpstreamRpcError) throw new ProtocolError(err.code, err.message, err.data)
   if (err instanceof GatewayError) {
+    if (err.code === 'connection_required') {
+      // The caller must connect an upstream account: a URL elicitation for clients that declared
+      // URL mode, otherwise a tool error whose text carries the link (models relay it to users).
+      const d = err.details as { connect_url?: string; elicitation_id?: string } | undefined
+      if (!canUrlElicit || !d?.connect_url) return toolError(err.message)
+      throw new ProtocolError(URL_ELICITATION_REQUIRED, 'This request requires connecting an account.', {
+        elicitations: [
+          { mode: 'url', elicitationId: d.elicitation_id, url: d.connect_url, message: err.message },
+        ],
+      })
+    }
     if (err.code === 'not_found')
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${exposed}`)
     if (err.code === 'internal') throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error')
@@ -150,6 +164,8 @@ export interface ToolCallRequest {
   signal: CancelSignal | undefined
   /** The caller declared form elicitation (its session's capabilities, or the 2026 request envelope). */
   canElicit: boolean
+  /** The caller declared URL-mode elicitation (connect links become -32042 errors instead of tool errors). */
+  canUrlElicit?: boolean
   /** The `task` param of a task-augmented call (2025-11-25). */
   task?: JsonObject
 }
@@ -158,6 +174,16 @@ export interface ToolCallRequest {
 export function envelopeCanElicit(meta: Record<string, unknown> | undefined): boolean {
   const caps = meta?.['io.modelcontextprotocol/clientCapabilities'] as { elicitation?: unknown } | undefined
   return Boolean(caps?.elicitation)
+}
+
+/** Whether declared elicitation capabilities include URL mode (`elicitation: { url: {} }`). */
+export function canUrlElicit(caps: { elicitation?: unknown } | undefined): boolean {
+  const e = caps?.elicitation as { url?: unknown } | undefined
+  return e !== undefined && e !== null && typeof e === 'object' && e.url !== undefined
+}
+
+function envelopeCaps(meta: Record<string, unknown> | undefined): { elicitation?: unknown } | undefined {
+  return meta?.['io.modelcontextprotocol/clientCapabilities'] as { elicitation?: unknown } | undefined
 }
 
 /**
@@ -203,7 +229,7 @@ export async function dispatchToolCall(
       r.signal,
     )
   } catch (err) {
-    return callFailure(err, exposed)
+    return callFailure(err, exposed, r.canUrlElicit === true)
   }
 }
 
@@ -257,6 +283,11 @@ export function buildServer(deps: HandlerDeps, scope: Scope): Server {
       canElicit: modern
         ? envelopeCanElicit(req.params._meta as Record<string, unknown> | undefined)
         : Boolean(server.getClientCapabilities()?.elicitation),
+      canUrlElicit: canUrlElicit(
+        modern
+          ? envelopeCaps(req.params._meta as Record<string, unknown> | undefined)
+          : (server.getClientCapabilities() as { elicitation?: unknown } | undefined),
+      ),
       ...(task !== undefined && !modern ? { task } : {}),
     })) as never
   })
@@ -350,12 +381,7 @@ function registerTaskHandlers(server: Server, tasks: TaskHandlers): void {
 }
 
 /** Relays a request to one upstream as-is, mapping its errors to protocol errors. */
-async function forward(
-  conn: UpstreamConnection,
-  method: string,
-  params: unknown,
-  ctx: ServerContext,
-): Promise<never> {
+async function forward(conn: Upstream, method: string, params: unknown, ctx: ServerContext): Promise<never> {
   try {
     return (await conn.request(method, params as JsonObject, {
       hooks: relayHooks(ctx, ctx.mcpReq.envelope !== undefined),

@@ -1,6 +1,6 @@
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/server'
 import type { Registry } from '../registry.js'
-import type { UpstreamConnection } from '../upstream/connection.js'
+import type { Upstream } from '../upstream/connection.js'
 import type { JsonObject } from '../upstream/rpc.js'
 import type { Scope } from './handlers.js'
 
@@ -25,12 +25,12 @@ export class ResourceRouter {
     return (await this.collect('resourceTemplates')).flatMap((x) => x.items)
   }
 
-  async route(uri: string): Promise<UpstreamConnection> {
+  async route(uri: string): Promise<Upstream> {
     const sel = this.registry.selection(this.scope.tenant, this.scope.server)
     if (sel.length === 1) return sel[0]!.conn
     for (const { conn, items } of await this.collect('resources'))
       if (items.some((r) => r.uri === uri)) return conn
-    let best: { conn: UpstreamConnection; len: number } | undefined
+    let best: { conn: Upstream; len: number } | undefined
     for (const { conn, items } of await this.collect('resourceTemplates')) {
       for (const t of items) {
         const p = templatePrefix(String(t.uriTemplate))
@@ -43,7 +43,7 @@ export class ResourceRouter {
 
   private async collect(
     kind: 'resources' | 'resourceTemplates',
-  ): Promise<{ conn: UpstreamConnection; items: JsonObject[] }[]> {
+  ): Promise<{ conn: Upstream; items: JsonObject[] }[]> {
     const sel = this.registry.selection(this.scope.tenant, this.scope.server)
     return Promise.all(
       sel.map(async ({ conn }) => ({ conn, items: await conn.list(kind).catch(() => [] as JsonObject[]) })),

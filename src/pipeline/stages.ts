@@ -4,7 +4,12 @@ import { GatewayError, toGatewayError } from '../errors.js'
 import type { AuditWriter } from '../telemetry/audit.js'
 import type { Metrics } from '../telemetry/metrics.js'
 import { TENANT_ATTR, type Telemetry } from '../telemetry/tracing.js'
-import { UpstreamRpcError, UpstreamUnavailableError, type JsonObject } from '../upstream/rpc.js'
+import {
+  UpstreamAuthRejected,
+  UpstreamRpcError,
+  UpstreamUnavailableError,
+  type JsonObject,
+} from '../upstream/rpc.js'
 import type { Next, Stage, ToolCall } from './types.js'
 
 /** Canonical JSON (sorted keys) so equal arguments hash equally, whatever their key order. */
@@ -122,18 +127,46 @@ export function policyStage(policy: PolicyDecider): Stage {
   return (call, next) => policy.enforce(call, next) ?? next()
 }
 
-/** Supplies per-caller upstream credentials. Token brokering (per-user OAuth) plugs in here. */
+/**
+ * Per-caller upstream credentials (token brokering, src/connections/broker.ts). `handles` says
+ * whether a tool's connector is brokered; `attach` sets the caller's token on the call (or throws
+ * `connection_required` with the connect URL); `recover` decides what an upstream refusal means:
+ * a refreshed token to retry with once, or an error for the caller.
+ */
 export interface CredentialBroker {
-  headersFor(call: ToolCall): Promise<Record<string, string> | undefined>
+  handles(call: ToolCall): boolean
+  attach(call: ToolCall): Promise<void>
+  /** Returns to retry once with a renewed token; throws when there is nothing more to try (`final`: the retry was refused too). */
+  recover(call: ToolCall, err: UpstreamAuthRejected, final: boolean): Promise<void>
 }
 
-export const noCredentials: CredentialBroker = { headersFor: async () => undefined }
+export const noCredentials: CredentialBroker = {
+  handles: () => false,
+  attach: async () => {},
+  recover: async (_call, err) => {
+    throw err
+  },
+}
 
 export function credentialStage(broker: CredentialBroker): Stage {
+  const refused = (call: ToolCall, err: unknown): err is UpstreamAuthRejected =>
+    err instanceof UpstreamAuthRejected && call.signal?.aborted !== true
   return async (call, next) => {
-    const h = await broker.headersFor(call)
-    if (h) Object.assign(call.headers, h)
-    return next()
+    if (!broker.handles(call)) return next()
+    await broker.attach(call)
+    try {
+      return await next()
+    } catch (err) {
+      if (!refused(call, err)) throw err
+      await broker.recover(call, err, false)
+    }
+    try {
+      return await next()
+    } catch (err) {
+      if (!refused(call, err)) throw err
+      await broker.recover(call, err, true)
+      throw err
+    }
   }
 }
 
@@ -155,6 +188,7 @@ export async function executeUpstream(call: ToolCall): Promise<JsonObject> {
       { ...call.extra, ...(meta ? { _meta: meta } : {}), name: tool.name, arguments: call.args },
       {
         headers: call.headers,
+        ...(call.credential ? { credential: call.credential } : {}),
         ...(call.relay ? { hooks: call.relay } : {}),
         ...(call.signal ? { signal: call.signal } : {}),
       },

@@ -2,7 +2,7 @@ import type { Span } from '@opentelemetry/api'
 import type { CallContext } from '../context.js'
 import type { ExposedTool } from '../registry.js'
 import type { CancelSignal } from '../upstream/cancel.js'
-import type { CallHooks, JsonObject } from '../upstream/rpc.js'
+import type { CallHooks, CallerCredential, JsonObject } from '../upstream/rpc.js'
 
 /** One tool call on its way through the pipeline; stages may add headers or replace arguments. */
 export interface ToolCall {
@@ -21,6 +21,8 @@ export interface ToolCall {
   readonly task?: JsonObject
   /** Headers for the upstream request (traceparent from the trace stage, credentials from the broker). */
   readonly headers: Record<string, string>
+  /** The caller's own upstream token (brokered connectors), set by the credential stage. */
+  credential?: CallerCredential
   /** The span of this call, once the trace stage opened it. */
   span?: Span
 }

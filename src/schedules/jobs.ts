@@ -22,6 +22,15 @@ export function systemJobs(store: Store, logger: Logger): SystemJob[] {
       },
     },
     {
+      // Connect flows nobody finished: their states expired after 10 minutes and are refused anyway.
+      name: 'oauth-state-prune',
+      cron: '30 */5 * * * *',
+      run: async () => {
+        const n = await store.connections.pruneStates(new Date().toISOString())
+        if (n) logger.debug({ deleted: n }, 'expired connect states pruned')
+      },
+    },
+    {
       name: 'schedule-tick-prune',
       cron: '0 17 * * * *',
       run: async () => {

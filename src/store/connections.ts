@@ -25,13 +25,18 @@ export interface ConnectionRecord {
   /** Access-token expiry, ISO-8601 UTC. */
   expiresAt?: string
   hasRefreshToken: boolean
+  /** A process is refreshing the tokens until then (ISO); others wait for the next version. */
+  refreshLockedUntil?: string
   /** Compare-and-swap counter, starts at 1. */
   version: number
   createdAt: string
   updatedAt: string
 }
 
-export type NewConnection = Omit<ConnectionRecord, 'version' | 'createdAt' | 'updatedAt'>
+export type NewConnection = Omit<
+  ConnectionRecord,
+  'version' | 'createdAt' | 'updatedAt' | 'refreshLockedUntil'
+>
 
 export interface ConnectionUpdate {
   sealed: Envelope
@@ -40,6 +45,8 @@ export interface ConnectionUpdate {
   scopes?: string[]
   hasRefreshToken?: boolean
   account?: string
+  /** undefined: unchanged; null: released. */
+  refreshLockedUntil?: string | null
 }
 
 export interface OAuthStateRecord {

@@ -37,6 +37,8 @@ export interface UpstreamConnectionOptions {
   onNotification?(method: string, params: JsonObject | undefined): void
   /** Called on every status change (metrics). */
   onStatus?(status: ConnectionStatus): void
+  /** Headers read on every HTTP request, initialize included (a brokered user's current token). */
+  dynamicHeaders?: () => Record<string, string>
 }
 
 interface Live {
@@ -72,7 +74,30 @@ const HEALTHY_AFTER_MS = 30_000
  * One upstream MCP server: connects lazily, restarts with backoff after a crash, re-initialises
  * an expired session transparently, and caches its lists until they change.
  */
-export class UpstreamConnection {
+/**
+ * What the registry and the MCP handlers need of an upstream: an {@link UpstreamConnection}, or a
+ * brokered connector whose calls carry each caller's own token (src/connections/upstream.ts).
+ */
+export interface Upstream {
+  readonly tenant: string
+  readonly name: string
+  readonly spec: ConnectorSpec
+  readonly status: ConnectionStatus
+  readonly era: Era | undefined
+  readonly lastError: string | undefined
+  readonly capabilities: JsonObject | undefined
+  ensure(): Promise<unknown>
+  request(
+    method: string,
+    params: JsonObject | undefined,
+    ro: Omit<RequestOptions, 'timeoutMs'> & { timeoutMs?: number },
+  ): Promise<JsonObject>
+  list(kind: ListKind): Promise<JsonObject[]>
+  invalidate(kind: ListKind): void
+  close(): Promise<void>
+}
+
+export class UpstreamConnection implements Upstream {
   readonly tenant: string
   readonly name: string
   readonly spec: ConnectorSpec
@@ -219,6 +244,8 @@ export class UpstreamConnection {
       })
       return this.initialize(t, LEGACY)
     }
+    if (spec.transport === 'builtin')
+      throw new UpstreamUnavailableError(`connector ${this.name}: builtin connectors run in the token broker`)
     const headers = this.opts.secrets.resolveMap(spec.headers, `connector ${this.name} headers`)
     if (spec.auth?.type === 'static') {
       const token = this.opts.secrets.resolve(spec.auth.token, `connector ${this.name} auth.token`)
@@ -230,6 +257,7 @@ export class UpstreamConnection {
         url,
         era,
         headers,
+        ...(this.opts.dynamicHeaders ? { dynamicHeaders: this.opts.dynamicHeaders } : {}),
         logger: this.opts.logger,
         envelope: {
           'io.modelcontextprotocol/protocolVersion': MODERN,

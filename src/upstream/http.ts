@@ -3,6 +3,7 @@ import { Pool, type Dispatcher } from 'undici'
 import type { Logger } from '../log.js'
 import {
   answerServerRequest,
+  UpstreamAuthRejected,
   UpstreamRpcError,
   UpstreamUnavailableError,
   type CallHooks,
@@ -25,6 +26,8 @@ export interface HttpTransportOptions {
   era: Era
   /** Static headers for every request (resolved secrets included); never logged. */
   headers: Record<string, string>
+  /** Headers read on every request (a brokered user's current token); never logged. */
+  dynamicHeaders?: () => Record<string, string>
   logger: Logger
   /** 2026-07-28: the `_meta` envelope sent with every request (protocol version, client info, capabilities). */
   envelope?: JsonObject
@@ -213,6 +216,7 @@ export class HttpTransport implements RpcTransport {
   ): Record<string, string> {
     const h: Record<string, string> = {
       ...this.opts.headers,
+      ...this.opts.dynamicHeaders?.(),
       ...extra,
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
@@ -260,10 +264,11 @@ export class HttpTransport implements RpcTransport {
     const text = await readLimited(res.body, this.maxResponseBytes)
     const challenge = res.headers['www-authenticate']
     if (res.statusCode === 401 || (res.statusCode === 403 && challenge)) {
-      throw new UpstreamAuthChallengeError(
+      throw new UpstreamAuthRejected(
         res.statusCode,
         Array.isArray(challenge) ? challenge.join(', ') : challenge,
-        text,
+        undefined,
+        `upstream answered HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200)}` : ''}`,
       )
     }
     const msg = parseMessage(text)
@@ -447,14 +452,6 @@ function settle(msg: RpcMessage): JsonObject {
 /**
  * The upstream refused the request's credentials: HTTP 401, or 403 with a WWW-Authenticate
  * challenge (insufficient_scope). The token broker refreshes, re-authorizes or steps up from it.
+ * Its message quotes the upstream's body (never the request's token).
  */
-export class UpstreamAuthChallengeError extends UpstreamRpcError {
-  constructor(
-    readonly status: 401 | 403,
-    readonly wwwAuthenticate: string | undefined,
-    body: string,
-  ) {
-    super(-32603, `upstream answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ''}`)
-    this.name = 'UpstreamAuthChallengeError'
-  }
-}
+export { UpstreamAuthRejected as UpstreamAuthChallengeError } from './rpc.js'

@@ -29,6 +29,28 @@ export class UpstreamRpcError extends Error {
   }
 }
 
+/**
+ * The upstream refused the caller's credentials: HTTP 401 (token invalid, expired or revoked) or
+ * 403 (for example `insufficient_scope`). `challenge` is its WWW-Authenticate header, if any.
+ */
+export class UpstreamAuthRejected extends UpstreamRpcError {
+  constructor(
+    readonly status: 401 | 403,
+    readonly challenge: string | undefined,
+    /** Scopes the upstream says it needs, when it says. */
+    readonly scopes?: string[],
+    message = `upstream refused the credentials (HTTP ${status})`,
+  ) {
+    super(-32603, message)
+    this.name = 'UpstreamAuthRejected'
+  }
+
+  /** The WWW-Authenticate header (the name the OAuth client's callers use). */
+  get wwwAuthenticate(): string | undefined {
+    return this.challenge
+  }
+}
+
 /** The upstream (or its process) is gone or unreachable; retrying later may work. */
 export class UpstreamUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -47,11 +69,20 @@ export interface CallHooks {
   onRequest?(method: string, params: JsonObject | undefined): Promise<unknown>
 }
 
+/** The caller's own upstream credential, from the token broker (per-user OAuth connectors). */
+export interface CallerCredential {
+  /** Whose it is: one upstream session per key (tenant and user). */
+  key: string
+  accessToken: string
+}
+
 export interface RequestOptions {
   hooks?: CallHooks
   /** Extra HTTP headers for this request (traceparent, Authorization); ignored on stdio. */
   headers?: Record<string, string>
   signal?: CancelSignal
+  /** Set for brokered connectors; the connection picks the caller's own upstream session by it. */
+  credential?: CallerCredential
   timeoutMs: number
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { startGateway, type GatewayHandle } from '../../src/gateway.js'
 import type { ConfigInput } from '../../src/config.js'
+import type { Logger } from '../../src/log.js'
 
 export const ADMIN_KEY = 'gk_test_bootstrap_admin_key_0123456789'
 
@@ -35,10 +36,13 @@ export interface TestGateway {
 
 /** Starts a gateway in this process on a free loopback port with a temp data dir. */
 export async function startTestGateway(
-  opts: { manifests?: string; config?: ConfigInput } = {},
+  opts: { manifests?: string; config?: ConfigInput; logger?: Logger } = {},
 ): Promise<TestGateway> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gh-test-'))
+  // A given data directory is another gateway's (a restart, a second process): left in place on close.
+  const given = opts.config?.dataDir
+  const dataDir = given ?? mkdtempSync(join(tmpdir(), 'gh-test-'))
   const gw = await startGateway({
+    ...(opts.logger ? { logger: opts.logger } : {}),
     config: {
       port: 0,
       dataDir,
@@ -98,7 +102,7 @@ export async function startTestGateway(
     async close() {
       await Promise.allSettled(clients.map((c) => c.close()))
       await gw.close()
-      rmSync(dataDir, { recursive: true, force: true })
+      if (!given) rmSync(dataDir, { recursive: true, force: true })
     },
   }
   if (opts.manifests) await t.apply(opts.manifests)

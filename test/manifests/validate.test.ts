@@ -120,18 +120,92 @@ metadata: { name: p }
 spec: {}
 ---
 apiVersion: gatehouse/v1
-kind: Connector
-metadata: { name: gh }
-spec: { transport: http, url: "http://x.invalid/mcp", auth: { type: oauth2, provider: github } }
----
-apiVersion: gatehouse/v1
 kind: Gadget
 metadata: { name: g }
 spec: {}
 `).issues.join('\n')
     expect(later).toMatch(/#1 kind: kind Bot is not supported yet/)
-    expect(later).toMatch(/#2 spec\.auth\.type: auth type oauth2 .* not supported yet/)
-    expect(later).toMatch(/#3 kind: unknown kind Gadget/)
+    expect(later).toMatch(/#2 kind: unknown kind Gadget/)
+  })
+
+  it('validates oauth2 and builtin connectors: every problem named by path, secrets only by reference', () => {
+    const ok = problems(`
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: gh }
+spec:
+  transport: builtin
+  builtin: github
+  base_url: http://127.0.0.1:9/api
+  auth: { type: oauth2, provider: github, client_id: Iv1.x, client_secret: { env: GH_SECRET }, scopes: [repo], tool_scopes: { create_issue: [repo] } }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: tracker }
+spec: { transport: http, url: "https://tracker.example/mcp", auth: { type: oauth2 } }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: idp }
+spec:
+  transport: http
+  url: "https://x.example/mcp"
+  auth: { type: oauth2, issuer: "https://idp.example", client_id: c, token_endpoint_auth_method: none }
+`)
+    expect(ok.issues).toEqual([])
+    const bad = problems(`
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: a }
+spec: { transport: stdio, command: x, auth: { type: oauth2 } }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: b }
+spec: { transport: builtin, builtin: github }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: c }
+spec: { transport: builtin, builtin: jira, auth: { type: oauth2 } }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: d }
+spec:
+  transport: http
+  url: "https://x.example/mcp"
+  auth: { type: oauth2, authorization_endpoint: "https://a.example/auth", client_secret: "literal-secret", scopes: ["has space"], provider: gitlab }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: e }
+spec:
+  transport: http
+  url: "https://x.example/mcp"
+  auth: { type: oauth2, issuer: "https://i.example", authorization_endpoint: "https://a.example/a", token_endpoint: "https://a.example/t", client_id: c, token_endpoint_auth_method: client_secret_post }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: f }
+spec:
+  transport: http
+  url: "https://x.example/mcp"
+  auth: { type: oauth2, authorization_endpoint: "https://a.example/auth", client_secret: { env: X } }
+`).issues.join('\n')
+    expect(bad).toMatch(/#1 spec\.auth\.type: oauth2 applies to http and builtin connectors/)
+    expect(bad).toMatch(/#2 spec\.auth: builtin connector github needs auth/)
+    expect(bad).toMatch(/#3 spec\.builtin: /)
+    expect(bad).toMatch(/#4 spec\.auth\.client_secret: secrets are never literal/)
+    expect(bad).toMatch(/#4 spec\.auth\.scopes\[0\]: must be one OAuth scope token/)
+    expect(bad).toMatch(/#4 spec\.auth\.provider: /)
+    expect(bad).toMatch(
+      /#6 spec\.auth\.token_endpoint: authorization_endpoint and token_endpoint go together/,
+    )
+    expect(bad).toMatch(/#6 spec\.auth\.client_secret: client_secret needs client_id/)
+    expect(bad).toMatch(/#5 spec\.auth\.issuer: give either issuer \(discovery\) or the endpoints, not both/)
+    expect(bad).toMatch(/#5 spec\.auth\.token_endpoint_auth_method: client_secret_post needs client_secret/)
+    expect(bad).not.toContain('literal-secret')
   })
 
   it('validates agents: module path and type, llm and a2a fields, agents a server selects', () => {

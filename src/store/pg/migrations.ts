@@ -299,6 +299,7 @@ CREATE TABLE connections (
   ciphertext text NOT NULL,
   expires_at timestamptz,
   has_refresh_token boolean NOT NULL DEFAULT false,
+  refresh_locked_until timestamptz,
   version integer NOT NULL,
   created_at timestamptz NOT NULL,
   updated_at timestamptz NOT NULL,

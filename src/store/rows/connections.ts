@@ -24,6 +24,7 @@ export interface ConnectionRow {
   ciphertext: string
   expires_at: string | null
   has_refresh_token: number | boolean
+  refresh_locked_until: string | null
   version: number
   created_at: string
   updated_at: string
@@ -67,6 +68,7 @@ export function toConnection(r: ConnectionRow): ConnectionRecord {
     sealed: { keyId: r.key_id, wrappedKey: r.wrapped_key, ciphertext: r.ciphertext },
     ...(r.expires_at !== null ? { expiresAt: r.expires_at } : {}),
     hasRefreshToken: r.has_refresh_token === true || r.has_refresh_token === 1,
+    ...(r.refresh_locked_until ? { refreshLockedUntil: r.refresh_locked_until } : {}),
     version: r.version,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -171,6 +173,11 @@ export function updateValues(u: ConnectionUpdate): [string, unknown][] {
   if (u.scopes !== undefined) set.push(['scopes', scopesJson(u.scopes)])
   if (u.hasRefreshToken !== undefined) set.push(['has_refresh_token', u.hasRefreshToken])
   if (u.account !== undefined) set.push(['account', u.account])
+  if (u.refreshLockedUntil !== undefined)
+    set.push([
+      'refresh_locked_until',
+      u.refreshLockedUntil === null ? null : isoOf(u.refreshLockedUntil, 'refreshLockedUntil'),
+    ])
   return set
 }
 

@@ -334,6 +334,7 @@ CREATE TABLE connections (
   ciphertext TEXT NOT NULL,
   expires_at TEXT,
   has_refresh_token INTEGER NOT NULL DEFAULT 0,
+  refresh_locked_until TEXT,
   version INTEGER NOT NULL,
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL,

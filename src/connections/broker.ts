@@ -1,0 +1,695 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { fetch as undiciFetch, type Dispatcher } from 'undici'
+import { BUILTIN_CONNECTORS } from '../../connectors/index.js'
+import { createContext, systemContext, type CallContext } from '../context.js'
+import { GatewayError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { ConnectorSpec, OAuth2Auth } from '../manifests/schema.js'
+import { createGuardedAgent } from '../net/ssrf.js'
+import { OAuthClient, OAuthError, parseBearerChallenge, type TokenSet } from '../oauth/index.js'
+import type { CredentialBroker } from '../pipeline/stages.js'
+import type { ToolCall } from '../pipeline/types.js'
+import type { ConnectionRecord, OAuthStateRecord } from '../store/connections.js'
+import type { Store } from '../store/types.js'
+import type { AuditWriter } from '../telemetry/audit.js'
+import { UpstreamAuthRejected, type CallerCredential } from '../upstream/rpc.js'
+import {
+  connectionAad,
+  oauthClientAad,
+  openEnvelope,
+  openString,
+  sealEnvelope,
+  sealString,
+  type KeyProvider,
+} from '../vault/envelope.js'
+import type { MasterKey } from '../vault/master-key.js'
+import { seal, unseal } from '../vault/seal.js'
+import type { SecretResolver } from '../vault/secrets.js'
+import { CONNECT_TTL_MS, connectionUser, issueTicket, sha256 } from './tickets.js'
+
+/** How long one process may hold a connection's refresh before another may take it over. */
+const REFRESH_LOCK_MS = 30_000
+/** How long a call waits for another process's refresh of the same connection. */
+const REFRESH_WAIT_MS = 20_000
+
+const stateAad = (id: string) => `gatehouse/oauth-state:${id}`
+
+/** The decrypted token set of a connection, as sealed in its envelope. */
+interface Sealed {
+  a: string
+  t: string
+  r?: string
+  i?: string
+}
+
+/** What the credential stage attaches to a call: the CallerCredential plus which row it came from. */
+interface AttachedCredential extends CallerCredential {
+  connectionId: string
+  version: number
+}
+
+export interface BrokerOptions {
+  store: Store
+  keys: KeyProvider
+  /** Master keys for small sealed values (PKCE verifiers, client secrets, connect links); first is current. */
+  masterKeys: readonly MasterKey[]
+  secrets: SecretResolver
+  audit: AuditWriter
+  logger: Logger
+  /** The gateway's public base URL (connect links, the callback, the client metadata document). */
+  publicUrl(): string
+  /** Connector specs by tenant and name (the registry's current view). */
+  connector(tenant: string, name: string): ConnectorSpec | undefined
+  /** A user connected or disconnected: the connector's tool list may change. */
+  onConnectionsChanged(tenant: string, connector: string): void
+  allowPrivateNetwork: boolean
+  /** Refresh a token expiring within this margin (config tokenRefreshSkewMs). */
+  refreshSkewMs: number
+}
+
+export interface BeginResult {
+  /** Where to send the browser (the provider's authorization endpoint). */
+  url: string
+  /** The browser binding: set as a cookie, required back on the callback. */
+  binding: string
+  /** sha256 of the state: names the binding cookie. */
+  stateId: string
+}
+
+/**
+ * The token broker (docs/connections.md): per-user OAuth connections to upstream services. It
+ * starts and finishes connect flows, keeps tokens envelope-encrypted in the store, refreshes them
+ * single-flight (in one process through a shared promise, across processes through a lock taken
+ * by compare-and-swap on the row's version), revokes them, and gives each call its caller's own
+ * token — or a `connection_required` error carrying a personal connect link.
+ */
+export class TokenBroker implements CredentialBroker {
+  private readonly clients = new Map<string, { spec: ConnectorSpec; client: OAuthClient }>()
+  private readonly refreshing = new Map<string, Promise<{ rec: ConnectionRecord; tokens: Sealed }>>()
+  private readonly guarded: Dispatcher
+
+  constructor(private readonly o: BrokerOptions) {
+    this.guarded = createGuardedAgent({ allowPrivate: o.allowPrivateNetwork })
+  }
+
+  // ---- the credential stage -------------------------------------------------------------------
+
+  handles(call: ToolCall): boolean {
+    const spec = call.tool.connection.spec
+    return spec !== undefined && isBrokered(spec)
+  }
+
+  async attach(call: ToolCall): Promise<void> {
+    const { ctx, tool } = call
+    const spec = tool.connection.spec!
+    call.credential = await this.credential(ctx, tool.connection.name, spec, toolScopes(spec, tool.name))
+    if (spec.auth?.type === 'static') return
+    call.headers.authorization = `Bearer ${call.credential.accessToken}`
+  }
+
+  /**
+   * The upstream refused the token. 401: refresh once (if the token was not already refreshed by
+   * someone else) and retry; with nothing to refresh, the user must reconnect. 403 with
+   * insufficient scope: the user must reconnect granting more.
+   */
+  async recover(call: ToolCall, e: UpstreamAuthRejected, final: boolean): Promise<void> {
+    const cred = call.credential as AttachedCredential | undefined
+    const connector = call.tool.connection.name
+    const spec = call.tool.connection.spec
+    if (!spec || !cred || !cred.connectionId || spec.auth?.type !== 'oauth2') throw e
+    if (e.status === 403) {
+      const challenge = parseBearerChallenge(e.challenge)
+      const wanted = e.scopes ?? challenge?.scopes
+      if (challenge?.error === 'insufficient_scope' || wanted?.length) {
+        const rec = await this.o.store.connections.find(call.ctx.tenant, connectionUser(call.ctx), connector)
+        throw this.required(
+          call.ctx,
+          connector,
+          union(rec?.scopes ?? [], wanted ?? []),
+          `${connector} needs more access than your connection grants${wanted?.length ? ` (${wanted.join(' ')})` : ''}: reconnect to grant it`,
+        )
+      }
+      throw e
+    }
+    if (final) {
+      // Refreshed and refused again: this grant is of no use any more.
+      await this.forget(cred.connectionId, cred.version)
+      throw this.required(
+        call.ctx,
+        connector,
+        undefined,
+        `${connector} no longer accepts your connection: reconnect`,
+      )
+    }
+    const rec = await this.o.store.connections.find(call.ctx.tenant, connectionUser(call.ctx), connector)
+    if (!rec) throw this.required(call.ctx, connector, undefined, `connect your ${connector} account`)
+    const fresh =
+      rec.version !== cred.version
+        ? { rec, tokens: await this.open(rec) }
+        : await this.refresh(call.ctx, connector, spec, rec, true)
+    call.credential = credentialOf(call.ctx, fresh.rec, fresh.tokens)
+    call.headers.authorization = `Bearer ${fresh.tokens.a}`
+  }
+
+  /** The caller's usable token for a connector: refreshed when about to expire. */
+  async credential(
+    ctx: CallContext,
+    connector: string,
+    spec: ConnectorSpec,
+    needed: readonly string[] = [],
+  ): Promise<AttachedCredential> {
+    if (spec.auth?.type === 'static') {
+      const token = this.o.secrets.resolve(spec.auth.token, `connector ${connector} auth.token`)
+      return { key: `${ctx.tenant}\u0000static`, accessToken: token, connectionId: '', version: 0 }
+    }
+    const rec = await this.o.store.connections.find(ctx.tenant, connectionUser(ctx), connector)
+    if (!rec)
+      throw this.required(ctx, connector, undefined, `connect your ${connector} account to use its tools`)
+    const missing = needed.filter((s) => !rec.scopes.includes(s))
+    if (missing.length)
+      throw this.required(
+        ctx,
+        connector,
+        union(rec.scopes, needed),
+        `this tool needs ${connector} access your connection does not grant (${missing.join(' ')}): reconnect to grant it`,
+      )
+    const fresh = this.expiring(rec)
+      ? await this.refresh(ctx, connector, spec, rec, false)
+      : { rec, tokens: await this.open(rec) }
+    return credentialOf(ctx, fresh.rec, fresh.tokens)
+  }
+
+  /**
+   * Credentials to list a brokered MCP upstream's tools with: the tenant's most recent
+   * connections (at most `limit`), each refreshed if it is about to expire. `renew` gives a
+   * force-refreshed credential for one the upstream refused.
+   */
+  async listingCredentials(
+    tenant: string,
+    connector: string,
+    limit = 3,
+  ): Promise<{ credential: CallerCredential; renew(): Promise<CallerCredential | undefined> }[]> {
+    const spec = this.o.connector(tenant, connector)
+    if (!spec) return []
+    const recent = (await this.o.store.connections.list(systemContext(tenant), { connector })).slice(0, limit)
+    const out: { credential: CallerCredential; renew(): Promise<CallerCredential | undefined> }[] = []
+    for (const rec of recent) {
+      const ctx = ownerContext(rec)
+      try {
+        const fresh = this.expiring(rec)
+          ? await this.refresh(ctx, connector, spec, rec, false)
+          : { rec, tokens: await this.open(rec) }
+        out.push({
+          credential: credentialOf(ctx, fresh.rec, fresh.tokens),
+          renew: async () => {
+            try {
+              const r = await this.refresh(ctx, connector, spec, fresh.rec, true)
+              return credentialOf(ctx, r.rec, r.tokens)
+            } catch {
+              return undefined
+            }
+          },
+        })
+      } catch (err) {
+        this.o.logger.info(
+          { tenant, connector, err: (err as Error).message },
+          'a connection cannot be used to list tools',
+        )
+      }
+    }
+    return out
+  }
+
+  /** The error a call gets without a usable connection: it carries the caller's personal connect link. */
+  required(ctx: CallContext, connector: string, scopes: string[] | undefined, why: string): GatewayError {
+    const url = this.connectUrl(ctx, connector, scopes)
+    return new GatewayError('connection_required', `${why}: open ${url}`, {
+      details: {
+        connector,
+        connect_url: url,
+        elicitation_id: randomUUID(),
+        ...(scopes?.length ? { scopes } : {}),
+      },
+    })
+  }
+
+  connectUrl(ctx: CallContext, connector: string, scopes?: string[]): string {
+    const ticket = issueTicket(this.o.masterKeys[0]!, {
+      tenant: ctx.tenant,
+      userId: connectionUser(ctx),
+      connector,
+      ...(scopes?.length ? { scopes } : {}),
+    })
+    return `${this.o.publicUrl()}/oauth/connect/${encodeURIComponent(connector)}?ticket=${encodeURIComponent(ticket)}`
+  }
+
+  // ---- the connect flow -----------------------------------------------------------------------
+
+  /** Starts a connect flow for (tenant, user): stores the state, returns the provider URL and the browser binding. */
+  async begin(
+    who: { tenant: string; userId: string },
+    connector: string,
+    opts: { scopes?: string[]; returnTo?: string } = {},
+  ): Promise<BeginResult> {
+    const spec = this.oauthSpec(who.tenant, connector)
+    const auth = spec.auth as OAuth2Auth
+    const client = this.client(who.tenant, connector, spec)
+    const state = randomBytes(32).toString('base64url')
+    const binding = randomBytes(32).toString('base64url')
+    const stateId = sha256(state)
+    const scopes = opts.scopes?.length ? opts.scopes : defaultScopes(spec, auth)
+    const started = await client.begin({ state, ...(scopes.length ? { scopes } : {}) })
+    const now = Date.now()
+    await this.o.store.connections.putState({
+      id: stateId,
+      tenant: who.tenant,
+      userId: who.userId,
+      connector,
+      sealedVerifier: seal(
+        this.o.masterKeys[0]!,
+        JSON.stringify({ v: started.codeVerifier, b: sha256(binding) }),
+        stateAad(stateId),
+      ),
+      redirectUri: this.redirectUri(),
+      scopes: started.scopes,
+      issuer: started.issuer,
+      ...(started.resource ? { resource: started.resource } : {}),
+      ...(opts.returnTo ? { returnTo: opts.returnTo } : {}),
+      expiresAt: new Date(now + CONNECT_TTL_MS).toISOString(),
+      createdAt: new Date(now).toISOString(),
+    })
+    return { url: started.url, binding, stateId }
+  }
+
+  /**
+   * Finishes a flow at the callback. The state is consumed first (a replay finds nothing); the
+   * caller must be the user who started it (same gateway identity when credentials are sent, and
+   * the same browser, by the binding cookie). Nothing is stored unless the provider's answer is good.
+   */
+  async finish(
+    callbackUrl: URL,
+    who: { ctx?: CallContext; binding?: (stateId: string) => string | undefined },
+  ): Promise<{ record: ConnectionRecord; returnTo?: string }> {
+    const state = callbackUrl.searchParams.get('state')
+    if (!state)
+      throw new GatewayError(
+        'bad_request',
+        'the callback carries no state: start again from the connect link',
+      )
+    const stateId = sha256(state)
+    const rec = await this.o.store.connections.takeState(stateId, new Date().toISOString())
+    if (!rec)
+      throw new GatewayError(
+        'bad_request',
+        'unknown, expired or already used connect state: start again from the connect link',
+      )
+    let inner: { v: string; b: string }
+    try {
+      inner = JSON.parse(unseal(this.o.masterKeys, rec.sealedVerifier, stateAad(stateId))) as {
+        v: string
+        b: string
+      }
+    } catch {
+      throw new GatewayError('bad_request', 'the stored connect state does not open (altered): start again')
+    }
+    if (who.ctx && (who.ctx.tenant !== rec.tenant || connectionUser(who.ctx) !== rec.userId))
+      throw new GatewayError(
+        'forbidden',
+        'this connection was started by another user: finish it as the user who started it',
+      )
+    const binding = who.binding?.(stateId)
+    if (binding === undefined || sha256(binding) !== inner.b)
+      throw new GatewayError(
+        'forbidden',
+        'this browser did not start this connection (its connect cookie is missing or different): start again from the connect link in this browser',
+      )
+    const spec = this.oauthSpec(rec.tenant, rec.connector)
+    const client = this.client(rec.tenant, rec.connector, spec)
+    const tokens = await client.finish({
+      callbackUrl,
+      state,
+      codeVerifier: inner.v,
+      issuer: rec.issuer,
+      ...(rec.resource ? { resource: rec.resource } : {}),
+    })
+    const record = await this.store(rec, tokens)
+    return { record, ...(rec.returnTo ? { returnTo: rec.returnTo } : {}) }
+  }
+
+  /** Deletes a connection, revoking its tokens at the provider first when the provider can. */
+  async disconnect(ctx: CallContext, rec: ConnectionRecord): Promise<{ revoked: boolean }> {
+    let revoked = false
+    const spec = this.o.connector(rec.tenant, rec.connector)
+    if (spec?.auth?.type === 'oauth2') {
+      try {
+        const t = await this.open(rec)
+        revoked =
+          (await this.client(rec.tenant, rec.connector, spec).revoke({
+            accessToken: t.a,
+            ...(t.r ? { refreshToken: t.r } : {}),
+          })) === 'revoked'
+      } catch (err) {
+        this.o.logger.warn(
+          { tenant: rec.tenant, connector: rec.connector, connection: rec.id, err: (err as Error).message },
+          'token revocation at the provider failed; deleting the connection anyway',
+        )
+      }
+    }
+    await this.o.store.connections.delete(ctx, rec.id)
+    void this.o.audit.action(ctx, 'connection.delete', `${rec.connector}/${rec.id}`)
+    this.o.onConnectionsChanged(rec.tenant, rec.connector)
+    return { revoked }
+  }
+
+  /** The Client ID Metadata Document the gateway serves (when its public URL is https). */
+  clientMetadataUrl(): string | undefined {
+    const base = this.o.publicUrl()
+    return base.startsWith('https://') ? `${base}/oauth/client-metadata.json` : undefined
+  }
+
+  redirectUri(): string {
+    return `${this.o.publicUrl()}/oauth/callback`
+  }
+
+  async close(): Promise<void> {
+    await (this.guarded as { close?: () => Promise<void> }).close?.()
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  private async store(state: OAuthStateRecord, tokens: TokenSet): Promise<ConnectionRecord> {
+    const id = randomUUID()
+    const sealed = await this.seal(
+      { tenant: state.tenant, userId: state.userId, connector: state.connector, id },
+      { a: tokens.accessToken, t: tokens.tokenType, r: tokens.refreshToken, i: tokens.idToken },
+    )
+    const { record, replaced } = await this.o.store.connections.save({
+      id,
+      tenant: state.tenant,
+      userId: state.userId,
+      connector: state.connector,
+      provider: state.issuer,
+      scopes: tokens.scopes ?? state.scopes,
+      sealed,
+      ...(tokens.expiresAt !== undefined ? { expiresAt: new Date(tokens.expiresAt).toISOString() } : {}),
+      hasRefreshToken: Boolean(tokens.refreshToken),
+    })
+    const ctx = ownerContext(record)
+    void this.o.audit.action(
+      ctx,
+      replaced ? 'connection.replace' : 'connection.create',
+      `${record.connector}/${record.id}`,
+    )
+    if (replaced) void this.revokeQuietly(replaced)
+    this.o.onConnectionsChanged(record.tenant, record.connector)
+    return record
+  }
+
+  private async revokeQuietly(rec: ConnectionRecord): Promise<void> {
+    const spec = this.o.connector(rec.tenant, rec.connector)
+    if (spec?.auth?.type !== 'oauth2') return
+    try {
+      const t = await this.open(rec)
+      await this.client(rec.tenant, rec.connector, spec).revoke({
+        accessToken: t.a,
+        ...(t.r ? { refreshToken: t.r } : {}),
+      })
+    } catch {
+      // The replaced grant is gone from the store either way.
+    }
+  }
+
+  /**
+   * Refresh, single-flight: one promise per connection in this process; across processes, the
+   * first to compare-and-swap a refresh lock onto the row refreshes, and the others wait for the
+   * row's next version. `invalid_grant` re-reads before giving up (another process may have won).
+   */
+  private refresh(
+    ctx: CallContext,
+    connector: string,
+    spec: ConnectorSpec,
+    seen: ConnectionRecord,
+    force: boolean,
+  ): Promise<{ rec: ConnectionRecord; tokens: Sealed }> {
+    let p = this.refreshing.get(seen.id)
+    if (!p) {
+      p = this.refreshNow(ctx, connector, spec, seen, force).finally(() => this.refreshing.delete(seen.id))
+      this.refreshing.set(seen.id, p)
+    }
+    return p
+  }
+
+  private async refreshNow(
+    ctx: CallContext,
+    connector: string,
+    spec: ConnectorSpec,
+    seen: ConnectionRecord,
+    force: boolean,
+  ): Promise<{ rec: ConnectionRecord; tokens: Sealed }> {
+    const conns = this.o.store.connections
+    const deadline = Date.now() + REFRESH_WAIT_MS
+    for (let wait = 25; ; wait = Math.min(wait * 2, 400)) {
+      const cur = await conns.find(seen.tenant, seen.userId, connector)
+      if (!cur || cur.id !== seen.id)
+        throw this.required(ctx, connector, undefined, `your ${connector} connection is gone: connect again`)
+      const moved = cur.version !== seen.version
+      if (!this.expiring(cur) && (!force || moved)) return { rec: cur, tokens: await this.open(cur) }
+      const locked = cur.refreshLockedUntil !== undefined && Date.parse(cur.refreshLockedUntil) > Date.now()
+      if (locked) {
+        if (Date.now() > deadline)
+          throw new GatewayError(
+            'upstream_unavailable',
+            `refreshing your ${connector} token is taking too long; try again`,
+          )
+        await sleep(wait)
+        continue
+      }
+      const claimed = await conns.update(cur.id, cur.version, {
+        sealed: cur.sealed,
+        refreshLockedUntil: new Date(Date.now() + REFRESH_LOCK_MS).toISOString(),
+      })
+      if (!claimed) continue
+      return this.refreshClaimed(ctx, connector, spec, claimed)
+    }
+  }
+
+  private async refreshClaimed(
+    ctx: CallContext,
+    connector: string,
+    spec: ConnectorSpec,
+    claimed: ConnectionRecord,
+  ): Promise<{ rec: ConnectionRecord; tokens: Sealed }> {
+    const conns = this.o.store.connections
+    const old = await this.open(claimed)
+    if (!old.r) {
+      await this.forget(claimed.id, claimed.version)
+      throw this.required(
+        ctx,
+        connector,
+        undefined,
+        `your ${connector} token expired and cannot be renewed: reconnect`,
+      )
+    }
+    let fresh: TokenSet
+    try {
+      fresh = await this.client(claimed.tenant, connector, spec).refresh(old.r, {
+        ...(claimed.scopes.length ? { scopes: claimed.scopes } : {}),
+      })
+    } catch (err) {
+      if (err instanceof OAuthError && err.oauthCode === 'invalid_grant') {
+        const now = await conns.find(claimed.tenant, claimed.userId, connector)
+        if (now && now.version !== claimed.version && !this.expiring(now))
+          return { rec: now, tokens: await this.open(now) }
+        await this.forget(claimed.id, claimed.version)
+        throw this.required(
+          ctx,
+          connector,
+          undefined,
+          `your ${connector} connection was revoked or has expired: reconnect`,
+        )
+      }
+      await conns.update(claimed.id, claimed.version, { sealed: claimed.sealed, refreshLockedUntil: null })
+      throw err instanceof GatewayError
+        ? err
+        : new GatewayError(
+            'upstream_unavailable',
+            `refreshing your ${connector} token failed: ${(err as Error).message}`,
+          )
+    }
+    const tokens: Sealed = {
+      a: fresh.accessToken,
+      t: fresh.tokenType,
+      ...((fresh.refreshToken ?? old.r) ? { r: fresh.refreshToken ?? old.r } : {}),
+      ...((fresh.idToken ?? old.i) ? { i: fresh.idToken ?? old.i } : {}),
+    }
+    const sealed = await this.seal(claimed, tokens)
+    const rec = await conns.update(claimed.id, claimed.version, {
+      sealed,
+      expiresAt: fresh.expiresAt !== undefined ? new Date(fresh.expiresAt).toISOString() : null,
+      ...(fresh.scopes ? { scopes: fresh.scopes } : {}),
+      hasRefreshToken: Boolean(tokens.r),
+      refreshLockedUntil: null,
+    })
+    if (!rec)
+      throw new GatewayError(
+        'upstream_unavailable',
+        `your ${connector} connection changed during a refresh; try again`,
+      )
+    this.o.logger.debug({ tenant: rec.tenant, connector, connection: rec.id }, 'token refreshed')
+    return { rec, tokens }
+  }
+
+  private expiring(rec: ConnectionRecord): boolean {
+    return rec.expiresAt !== undefined && Date.parse(rec.expiresAt) - this.o.refreshSkewMs <= Date.now()
+  }
+
+  private async forget(id: string, version: number): Promise<void> {
+    await this.o.store.connections.deleteIfVersion(id, version)
+  }
+
+  private async open(rec: ConnectionRecord): Promise<Sealed> {
+    return JSON.parse(await openEnvelope(this.o.keys, rec.sealed, connectionAad(rec))) as Sealed
+  }
+
+  private seal(
+    c: { tenant: string; userId: string; connector: string; id: string },
+    t: Sealed,
+  ): ReturnType<typeof sealEnvelope> {
+    return sealEnvelope(this.o.keys, JSON.stringify(t), connectionAad(c))
+  }
+
+  private oauthSpec(tenant: string, connector: string): ConnectorSpec {
+    const spec = this.o.connector(tenant, connector)
+    if (!spec) throw new GatewayError('not_found', `connector ${connector} not found`)
+    if (spec.auth?.type !== 'oauth2')
+      throw new GatewayError(
+        'bad_request',
+        `connector ${connector} does not use per-user accounts (auth is not oauth2)`,
+      )
+    return spec
+  }
+
+  /** One OAuth client per connector and spec (a re-applied connector gets a fresh one). */
+  private client(tenant: string, connector: string, spec: ConnectorSpec): OAuthClient {
+    const k = `${tenant}/${connector}`
+    const cached = this.clients.get(k)
+    if (cached && cached.spec === spec) return cached.client
+    const auth = spec.auth as OAuth2Auth
+    const where = `connector ${connector} auth`
+    const provider =
+      auth.provider ??
+      (spec.transport === 'builtin' ? BUILTIN_CONNECTORS[spec.builtin]?.oauth.provider : undefined)
+    const metadataUrl = this.clientMetadataUrl()
+    const aad = (issuer: string) => oauthClientAad({ tenant, connector, issuer })
+    const client = new OAuthClient({
+      settings: {
+        ...(provider ? { provider } : {}),
+        ...(auth.issuer ? { issuer: auth.issuer } : {}),
+        ...(auth.authorization_endpoint ? { authorizationEndpoint: auth.authorization_endpoint } : {}),
+        ...(auth.token_endpoint ? { tokenEndpoint: auth.token_endpoint } : {}),
+        ...(auth.revocation_endpoint ? { revocationEndpoint: auth.revocation_endpoint } : {}),
+        ...(auth.client_id ? { clientId: auth.client_id } : {}),
+        ...(auth.client_secret
+          ? { clientSecret: this.o.secrets.resolve(auth.client_secret, `${where}.client_secret`) }
+          : {}),
+        ...(auth.token_endpoint_auth_method
+          ? { tokenEndpointAuthMethod: auth.token_endpoint_auth_method }
+          : {}),
+        scopes: defaultScopes(spec, auth),
+        ...(auth.authorization_params ? { authorizationParams: auth.authorization_params } : {}),
+      },
+      ...(spec.transport === 'http' ? { mcpUrl: spec.url } : {}),
+      redirectUri: this.redirectUri(),
+      ...(metadataUrl ? { clientMetadataUrl: metadataUrl } : {}),
+      clientName: 'Gatehouse',
+      registrations: {
+        get: async (issuer) => {
+          const r = await this.o.store.connections.getClient(tenant, connector, issuer)
+          if (!r) return undefined
+          return {
+            clientId: r.clientId,
+            ...(r.sealedSecret
+              ? { clientSecret: await openString(this.o.keys, r.sealedSecret, aad(issuer)) }
+              : {}),
+            ...(r.tokenEndpointAuthMethod ? { tokenEndpointAuthMethod: r.tokenEndpointAuthMethod } : {}),
+            registration: r.registration,
+          }
+        },
+        put: async (issuer, c) => {
+          const stored = await this.o.store.connections.putClient({
+            tenant,
+            connector,
+            issuer,
+            clientId: c.clientId,
+            ...(c.clientSecret
+              ? { sealedSecret: await sealString(this.o.keys, c.clientSecret, aad(issuer)) }
+              : {}),
+            ...(c.tokenEndpointAuthMethod ? { tokenEndpointAuthMethod: c.tokenEndpointAuthMethod } : {}),
+            registration: c.registration,
+            createdAt: new Date().toISOString(),
+          })
+          return {
+            clientId: stored.clientId,
+            ...(stored.sealedSecret
+              ? { clientSecret: await openString(this.o.keys, stored.sealedSecret, aad(issuer)) }
+              : {}),
+            ...(stored.tokenEndpointAuthMethod
+              ? { tokenEndpointAuthMethod: stored.tokenEndpointAuthMethod }
+              : {}),
+            registration: stored.registration,
+          }
+        },
+      },
+      fetch: ((input: string | URL | Request, init?: RequestInit) =>
+        undiciFetch(
+          input as never,
+          { ...(init as object), dispatcher: this.guarded } as never,
+        )) as unknown as typeof fetch,
+      allowInsecureRequests: true,
+    })
+    this.clients.set(k, { spec, client })
+    return client
+  }
+}
+
+export function isBrokered(spec: ConnectorSpec): boolean {
+  return spec.transport === 'builtin' || spec.auth?.type === 'oauth2'
+}
+
+function defaultScopes(spec: ConnectorSpec, auth: OAuth2Auth): string[] {
+  if (auth.scopes.length) return auth.scopes
+  if (spec.transport === 'builtin') return BUILTIN_CONNECTORS[spec.builtin]?.oauth.defaultScopes ?? []
+  return []
+}
+
+function toolScopes(spec: ConnectorSpec, tool: string): string[] {
+  return spec.auth?.type === 'oauth2' ? (spec.auth.tool_scopes?.[tool] ?? []) : []
+}
+
+function credentialOf(ctx: CallContext, rec: ConnectionRecord, tokens: Sealed): AttachedCredential {
+  return {
+    key: `${ctx.tenant}\u0000${rec.userId}`,
+    accessToken: tokens.a,
+    connectionId: rec.id,
+    version: rec.version,
+  }
+}
+
+/** A context for the connection's owner (audit rows and refreshes outside a call). */
+function ownerContext(rec: ConnectionRecord): CallContext {
+  const [kind, ...rest] = rec.userId.split(':')
+  return createContext({
+    tenant: rec.tenant,
+    principal: {
+      kind: (['user', 'service', 'system'].includes(kind!) ? kind : 'user') as 'user' | 'service' | 'system',
+      id: rest.join(':'),
+    },
+    roles: [],
+  })
+}
+
+function union(a: readonly string[], b: readonly string[]): string[] {
+  return [...new Set([...a, ...b])]
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
