@@ -469,7 +469,7 @@ export class TokenBroker implements CredentialBroker {
         refreshLockedUntil: new Date(Date.now() + REFRESH_LOCK_MS).toISOString(),
       })
       if (!claimed) continue
-      return this.refreshClaimed(ctx, connector, spec, claimed)
+      return this.refreshClaimed(ctx, connector, spec, claimed, force && !this.expiring(cur))
     }
   }
 
@@ -478,11 +478,20 @@ export class TokenBroker implements CredentialBroker {
     connector: string,
     spec: ConnectorSpec,
     claimed: ConnectionRecord,
+    /** The upstream refused a token that had not expired (rather than: it expired). */
+    refused: boolean,
   ): Promise<{ rec: ConnectionRecord; tokens: Sealed }> {
     const conns = this.o.store.connections
     const old = await this.open(claimed)
     if (!old.r) {
       await this.forget(claimed.id, claimed.version)
+      if (refused)
+        throw this.required(
+          ctx,
+          connector,
+          undefined,
+          `${connector} no longer accepts your connection: reconnect`,
+        )
       throw this.required(
         ctx,
         connector,

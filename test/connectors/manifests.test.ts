@@ -3,6 +3,9 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { BUILTIN_CONNECTORS } from '../../connectors/index.js'
+import { systemContext } from '../../src/context.js'
+import { parseManifestText } from '../../src/manifests/parse.js'
+import { validateManifests } from '../../src/manifests/validate.js'
 
 const read = (name: string) =>
   parse(readFileSync(fileURLToPath(new URL(`../../manifests/examples/${name}`, import.meta.url)), 'utf8'))
@@ -33,5 +36,17 @@ describe('example connector manifests', () => {
       auth: { type: 'oauth2', provider: 'github', client_secret: { env: 'GITHUB_CLIENT_SECRET' } },
     })
     expect(m.spec.auth.scopes).toContain('repo')
+  })
+
+  it('every example manifest passes the gateway’s own validation', () => {
+    for (const file of ['github.yaml', 'slack.yaml', 'github-remote-mcp.yaml']) {
+      const path = fileURLToPath(new URL(`../../manifests/examples/${file}`, import.meta.url))
+      const { issues } = validateManifests(
+        systemContext('default'),
+        parseManifestText(readFileSync(path, 'utf8'), file, '/'),
+        [],
+      )
+      expect(issues, file).toEqual([])
+    }
   })
 })

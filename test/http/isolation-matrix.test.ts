@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { resolve } from 'node:path'
 import { decodeJwt, generateKeyPair, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Role } from '../../src/context.js'
 import type { Route } from '../../src/http/router.js'
+import { connectionAad, sealEnvelope } from '../../src/vault/envelope.js'
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { startTestIdp, type TestIdp } from '../helpers/oidc.js'
 import { agentManifests } from '../runs/manifests.js'
@@ -104,6 +105,10 @@ interface Fixtures {
   /** A push config on a task of its own (a task holds at most 10). */
   freshPushConfig(): Promise<{ task: string; config: string }>
   freshApproval(): Promise<string>
+  /** bob's account connection (connector mgh). */
+  connection: string
+  /** Another connection of bob's (its own connector name, so GET's fixture stays). */
+  freshConnection(): Promise<string>
 }
 
 const MCP_INIT = {
@@ -331,6 +336,54 @@ const TABLE: Record<string, Case[]> = {
       kind: 'tenant',
       ok: 204,
       req: async (fx, _w, id) => ({ path: `/v1/admin/connectors/${id(await fx.freshConnector())}` }),
+    },
+  ],
+  'GET /oauth/connect/{connector}': [
+    {
+      // Anyone may connect their own account to a connector of their tenant: 302 to the provider.
+      name: "connect to acme's oauth2 connector",
+      kind: 'tenant',
+      ok: 302,
+      req: (_fx, _w, id) => ({ path: `/oauth/connect/${id('mgh')}` }),
+    },
+  ],
+  'GET /oauth/callback': [
+    {
+      name: 'a callback of no flow',
+      kind: 'any',
+      ok: 400,
+      expect: { none: 400 },
+      req: () => ({ path: '/oauth/callback?state=not-a-flow&code=x' }),
+    },
+  ],
+  'GET /oauth/client-metadata.json': [
+    // Served only when the public URL is https (not in this test).
+    {
+      name: 'client metadata document',
+      kind: 'public',
+      ok: 404,
+      req: () => ({ path: '/oauth/client-metadata.json' }),
+    },
+  ],
+  'GET /v1/connections': [
+    { name: 'list connections', kind: 'any', ok: 200, req: () => ({ path: '/v1/connections' }) },
+  ],
+  'GET /v1/connections/{id}': [
+    {
+      name: "bob's connection",
+      kind: 'owned',
+      ok: 200,
+      req: (fx, _w, id) => ({ path: `/v1/connections/${id(fx.connection)}` }),
+    },
+  ],
+  'DELETE /v1/connections/{id}': [
+    {
+      name: "disconnect bob's connection",
+      kind: 'owned',
+      ok: 200,
+      // Auditors read connections; only the owner and admins remove them.
+      expect: { auditor: 404 },
+      req: async (fx, _w, id) => ({ path: `/v1/connections/${id(await fx.freshConnection())}` }),
     },
   ],
   'GET /v1/schedules': [
@@ -819,6 +872,7 @@ async function send(who: Who, method: string, r: Req): Promise<{ status: number;
   const res = await fetch(gw.url + r.path, {
     method,
     signal: ac.signal,
+    redirect: 'manual',
     headers: {
       ...(token ? { authorization: `Bearer ${token}` } : {}),
       accept: 'application/json, text/event-stream',
@@ -908,6 +962,20 @@ apiVersion: gatehouse/v1
 kind: Server
 metadata: { name: acsrv, tenant: acme }
 spec: { connectors: [acx] }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: mgh, tenant: acme }
+spec:
+  transport: builtin
+  builtin: github
+  base_url: http://127.0.0.1:9/api
+  auth:
+    type: oauth2
+    provider: github
+    authorization_endpoint: http://127.0.0.1:9/login/oauth/authorize
+    token_endpoint: http://127.0.0.1:9/login/oauth/access_token
+    client_id: matrix-client
 `)
 
   const resource = `${gw.url}/mcp`
@@ -1045,6 +1113,25 @@ spec: { connectors: [acx] }
     return run.interrupt.approval_id as string
   }
   fx.approval = await fx.freshApproval()
+  // bob's account connections, stored as the broker stores them (the flow itself: test/connections)
+  const bobConnection = async (connector: string) => {
+    const id = randomUUID()
+    const c = { tenant: 'acme', userId: 'user:kc:bob', connector, id }
+    const { record } = await gw.gw.store.connections.save({
+      ...c,
+      provider: 'http://127.0.0.1:9',
+      scopes: ['repo'],
+      sealed: await sealEnvelope(
+        gw.gw.keyProvider,
+        '{"a":"bob-upstream-token","t":"bearer"}',
+        connectionAad(c),
+      ),
+      hasRefreshToken: false,
+    })
+    return record.id
+  }
+  fx.connection = await bobConnection('mgh')
+  fx.freshConnection = () => bobConnection('mgh-other')
 
   // carol's and erin's own things: foreign to others
   const carolThread = (await as('otherMember', 'POST', '/v1/threads', {})).thread_id
@@ -1077,6 +1164,7 @@ spec: { connectors: [acx] }
     { value: fx.trace, tenant: 'acme', owner: 'owner' },
     { value: fx.interrupted, tenant: 'acme', owner: 'owner' },
     { value: fx.pushConfig, tenant: 'acme', owner: 'owner' },
+    { value: fx.connection, tenant: 'acme', owner: 'owner' },
     { value: 'bob-hook', tenant: 'acme', owner: 'owner' },
     { value: fx.approval, tenant: 'acme', owner: 'owner' },
     { value: 'bob-approval-args', tenant: 'acme', owner: 'owner' },
