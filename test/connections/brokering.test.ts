@@ -212,6 +212,26 @@ describe('token brokering: users connect once and act as themselves upstream', (
     await c.close()
   })
 
+  it('step-up: an upstream 403 insufficient_scope, or a tool_scopes entry, asks to reconnect granting more; then the call succeeds', async () => {
+    // carol connected with mcp:read only; the upstream wants mcp:write for this tool.
+    const r = await callTool(keys.carol!, 'up__needs_write')
+    expect(r.isError, textOf(r)).toBe(true)
+    expect(textOf(r)).toMatch(/needs more access than your connection grants \(mcp:read mcp:write\)/)
+    const { callback, cookie } = await startFlow(connectUrlOf(r), 'carol-up')
+    expect((await finishFlow(callback, { cookie })).status).toBe(200)
+    expect(textOf(await callTool(keys.carol!, 'up__needs_write'))).toBe('write ok for carol-up')
+    const mine = await gw.api('GET', '/v1/connections', undefined, keys.carol)
+    expect(mine.body.items[0].scopes).toEqual(expect.arrayContaining(['mcp:read', 'mcp:write']))
+    // A connector that declares a tool's scopes refuses before calling upstream.
+    await gw.apply(connector('acme', 'ups', '    tool_scopes: { whoami: [repo] }'))
+    await connect(keys.carol!, 'ups__connect', 'carol-up')
+    const calls = upstream.seen.calls.length
+    const refused = await callTool(keys.carol!, 'ups__whoami')
+    expect(textOf(refused)).toMatch(/this tool needs ups access your connection does not grant \(repo\)/)
+    expect(connectUrlOf(refused)).toContain('/oauth/connect/ups?ticket=')
+    expect(upstream.seen.calls.length).toBe(calls)
+  })
+
   it('A2A: an agent run without the caller’s connection is auth-required; after connecting, a new message succeeds', async () => {
     const bobKey = keys.bob!
     const send = async () => {
