@@ -6,10 +6,16 @@ import { GatewayError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { ConnectorSpec, OAuth2Auth } from '../manifests/schema.js'
 import { createGuardedAgent } from '../net/ssrf.js'
-import { OAuthClient, OAuthError, parseBearerChallenge, type TokenSet } from '../oauth/index.js'
+import {
+  OAuthClient,
+  OAuthError,
+  parseBearerChallenge,
+  type RegisteredClient,
+  type TokenSet,
+} from '../oauth/index.js'
 import type { CredentialBroker } from '../pipeline/stages.js'
 import type { ToolCall } from '../pipeline/types.js'
-import type { ConnectionRecord, OAuthStateRecord } from '../store/connections.js'
+import type { ConnectionRecord, OAuthClientRecord, OAuthStateRecord } from '../store/connections.js'
 import type { Store } from '../store/types.js'
 import type { AuditWriter } from '../telemetry/audit.js'
 import { UpstreamAuthRejected, type CallerCredential } from '../upstream/rpc.js'
@@ -173,9 +179,7 @@ export class TokenBroker implements CredentialBroker {
         union(rec.scopes, needed),
         `this tool needs ${connector} access your connection does not grant (${missing.join(' ')}): reconnect to grant it`,
       )
-    const fresh = this.expiring(rec)
-      ? await this.refresh(ctx, connector, spec, rec, false)
-      : { rec, tokens: await this.open(rec) }
+    const fresh = await this.usable(ctx, connector, spec, rec)
     return credentialOf(ctx, fresh.rec, fresh.tokens)
   }
 
@@ -196,9 +200,7 @@ export class TokenBroker implements CredentialBroker {
     for (const rec of recent) {
       const ctx = ownerContext(rec)
       try {
-        const fresh = this.expiring(rec)
-          ? await this.refresh(ctx, connector, spec, rec, false)
-          : { rec, tokens: await this.open(rec) }
+        const fresh = await this.usable(ctx, connector, spec, rec)
         out.push({
           credential: credentialOf(ctx, fresh.rec, fresh.tokens),
           renew: async () => {
@@ -548,6 +550,28 @@ export class TokenBroker implements CredentialBroker {
     return { rec, tokens }
   }
 
+  /** A stored client registration as the OAuth client takes it (its secret opened). */
+  private async registered(r: OAuthClientRecord, aad: string): Promise<RegisteredClient> {
+    return {
+      clientId: r.clientId,
+      ...(r.sealedSecret ? { clientSecret: await openString(this.o.keys, r.sealedSecret, aad) } : {}),
+      ...(r.tokenEndpointAuthMethod ? { tokenEndpointAuthMethod: r.tokenEndpointAuthMethod } : {}),
+      registration: r.registration,
+    }
+  }
+
+  /** The connection's tokens, refreshed first when they are about to expire. */
+  private usable(
+    ctx: CallContext,
+    connector: string,
+    spec: ConnectorSpec,
+    rec: ConnectionRecord,
+  ): Promise<{ rec: ConnectionRecord; tokens: Sealed }> {
+    return this.expiring(rec)
+      ? this.refresh(ctx, connector, spec, rec, false)
+      : this.open(rec).then((tokens) => ({ rec, tokens }))
+  }
+
   private expiring(rec: ConnectionRecord): boolean {
     return rec.expiresAt !== undefined && Date.parse(rec.expiresAt) - this.o.refreshSkewMs <= Date.now()
   }
@@ -614,40 +638,24 @@ export class TokenBroker implements CredentialBroker {
       registrations: {
         get: async (issuer) => {
           const r = await this.o.store.connections.getClient(tenant, connector, issuer)
-          if (!r) return undefined
-          return {
-            clientId: r.clientId,
-            ...(r.sealedSecret
-              ? { clientSecret: await openString(this.o.keys, r.sealedSecret, aad(issuer)) }
-              : {}),
-            ...(r.tokenEndpointAuthMethod ? { tokenEndpointAuthMethod: r.tokenEndpointAuthMethod } : {}),
-            registration: r.registration,
-          }
+          return r ? this.registered(r, aad(issuer)) : undefined
         },
-        put: async (issuer, c) => {
-          const stored = await this.o.store.connections.putClient({
-            tenant,
-            connector,
-            issuer,
-            clientId: c.clientId,
-            ...(c.clientSecret
-              ? { sealedSecret: await sealString(this.o.keys, c.clientSecret, aad(issuer)) }
-              : {}),
-            ...(c.tokenEndpointAuthMethod ? { tokenEndpointAuthMethod: c.tokenEndpointAuthMethod } : {}),
-            registration: c.registration,
-            createdAt: new Date().toISOString(),
-          })
-          return {
-            clientId: stored.clientId,
-            ...(stored.sealedSecret
-              ? { clientSecret: await openString(this.o.keys, stored.sealedSecret, aad(issuer)) }
-              : {}),
-            ...(stored.tokenEndpointAuthMethod
-              ? { tokenEndpointAuthMethod: stored.tokenEndpointAuthMethod }
-              : {}),
-            registration: stored.registration,
-          }
-        },
+        put: async (issuer, c) =>
+          this.registered(
+            await this.o.store.connections.putClient({
+              tenant,
+              connector,
+              issuer,
+              clientId: c.clientId,
+              ...(c.clientSecret
+                ? { sealedSecret: await sealString(this.o.keys, c.clientSecret, aad(issuer)) }
+                : {}),
+              ...(c.tokenEndpointAuthMethod ? { tokenEndpointAuthMethod: c.tokenEndpointAuthMethod } : {}),
+              registration: c.registration,
+              createdAt: new Date().toISOString(),
+            }),
+            aad(issuer),
+          ),
       },
       fetch: ((input: string | URL | Request, init?: RequestInit) =>
         undiciFetch(
