@@ -6,6 +6,13 @@ import { systemContext } from '../../src/context.js'
 import { createLogger } from '../../src/log.js'
 import { openEnvelope, connectionAad } from '../../src/vault/envelope.js'
 import { eventually, startTestGateway, textOf, type TestGateway } from '../helpers/gateway.js'
+import {
+  callTool as callToolAs,
+  connectThroughTool,
+  connectUrlOf,
+  finishFlow,
+  startFlow as startFlowAt,
+} from '../helpers/connections.js'
 import { startOAuthProvider, type TestOAuthProvider } from '../helpers/oauth-provider.js'
 import { agentManifests } from '../runs/manifests.js'
 // @ts-expect-error — plain JS fixture
@@ -63,41 +70,10 @@ async function newKey(tenant: string, role = 'member'): Promise<string> {
   return r.body.key as string
 }
 
-/** Calls a tool as `key` over MCP (a client that declares no URL elicitation). */
-async function callTool(key: string, name: string, g: TestGateway = gw) {
-  const c = await g.client({ key })
-  try {
-    return await c.callTool({ name, arguments: {} })
-  } finally {
-    await c.close()
-  }
-}
-
-function connectUrlOf(result: unknown): string {
-  const m = /(http:\/\/\S+\/oauth\/connect\/[^\s"]+)/.exec(textOf(result))
-  if (!m) throw new Error(`no connect link in: ${textOf(result)}`)
-  return m[1]!
-}
-
-/** The browser side of a connect flow up to the provider's redirect back: the callback URL and the binding cookie. */
-async function startFlow(url: string, user: string, headers: Record<string, string> = {}) {
-  const res = await fetch(url, { redirect: 'manual', headers })
-  expect(res.status, await res.clone().text()).toBe(302)
-  const cookie = res.headers.getSetCookie()[0]!.split(';')[0]!
-  const callback = await provider.authorize(res.headers.get('location')!, user)
-  return { callback, cookie }
-}
-
-async function finishFlow(callback: URL, headers: Record<string, string>) {
-  const res = await fetch(callback, { headers: { accept: 'application/json', ...headers } })
-  return { status: res.status, body: (await res.json()) as any }
-}
-
-async function connect(key: string, tool: string, user: string): Promise<void> {
-  const { callback, cookie } = await startFlow(connectUrlOf(await callTool(key, tool)), user)
-  const done = await finishFlow(callback, { cookie })
-  expect(done.status, JSON.stringify(done.body)).toBe(200)
-}
+const callTool = (key: string, name: string, g: TestGateway = gw) => callToolAs(g, key, name)
+const startFlow = (url: string, user: string, headers: Record<string, string> = {}) =>
+  startFlowAt(provider, url, user, headers)
+const connect = (key: string, tool: string, user: string) => connectThroughTool(gw, provider, key, tool, user)
 
 const whoami = async (key: string, g: TestGateway = gw) => {
   const r = await callTool(key, 'up__whoami', g)
