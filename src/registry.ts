@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Logger } from './log.js'
-import type { ConnectorSpec, ServerSpec, ToolFilter } from './manifests/schema.js'
+import { isBrokered, type ConnectorSpec, type ServerSpec, type ToolFilter } from './manifests/schema.js'
 import type { ResourceRecord } from './store/types.js'
 import type { Metrics } from './telemetry/metrics.js'
 import { UpstreamConnection, type ListKind, type Upstream } from './upstream/connection.js'
@@ -232,7 +232,7 @@ export class Registry {
 
   private makeConnection(r: ResourceRecord): Upstream {
     const spec = r.spec as ConnectorSpec
-    if (spec.transport === 'builtin' || spec.auth?.type === 'oauth2') {
+    if (isBrokered(spec)) {
       if (!this.opts.brokered)
         throw new Error(`connector ${r.name}: per-user (brokered) connectors need the token broker`)
       return this.opts.brokered(r, (kind) => this.listChanged(r.tenant, kind))

@@ -4,7 +4,7 @@ import { BUILTIN_CONNECTORS } from '../../connectors/index.js'
 import { createContext, systemContext, type CallContext } from '../context.js'
 import { GatewayError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { ConnectorSpec, OAuth2Auth } from '../manifests/schema.js'
+import { isBrokered, type ConnectorSpec, type OAuth2Auth } from '../manifests/schema.js'
 import { createGuardedAgent } from '../net/ssrf.js'
 import {
   OAuthClient,
@@ -291,7 +291,7 @@ export class TokenBroker implements CredentialBroker {
   async finish(
     callbackUrl: URL,
     who: { ctx?: CallContext; binding?: (stateId: string) => string | undefined },
-  ): Promise<{ record: ConnectionRecord; returnTo?: string }> {
+  ): Promise<{ record: ConnectionRecord; stateId: string; returnTo?: string }> {
     const state = callbackUrl.searchParams.get('state')
     if (!state)
       throw new GatewayError(
@@ -335,7 +335,7 @@ export class TokenBroker implements CredentialBroker {
       ...(rec.resource ? { resource: rec.resource } : {}),
     })
     const record = await this.store(rec, tokens)
-    return { record, ...(rec.returnTo ? { returnTo: rec.returnTo } : {}) }
+    return { record, stateId, ...(rec.returnTo ? { returnTo: rec.returnTo } : {}) }
   }
 
   /** Deletes a connection, revoking its tokens at the provider first when the provider can. */
@@ -667,10 +667,6 @@ export class TokenBroker implements CredentialBroker {
     this.clients.set(k, { spec, client })
     return client
   }
-}
-
-export function isBrokered(spec: ConnectorSpec): boolean {
-  return spec.transport === 'builtin' || spec.auth?.type === 'oauth2'
 }
 
 function defaultScopes(spec: ConnectorSpec, auth: OAuth2Auth): string[] {

@@ -511,6 +511,11 @@ export const EnvelopeSchema = z
   .strict()
 
 export type ConnectorSpec = z.infer<typeof ConnectorSpecSchema>
+
+/** A connector whose calls carry each caller's own token (src/connections): builtin, or oauth2. */
+export function isBrokered(spec: ConnectorSpec): boolean {
+  return spec.transport === 'builtin' || spec.auth?.type === 'oauth2'
+}
 export type StdioConnectorSpec = z.infer<typeof StdioConnectorSchema>
 export type HttpConnectorSpec = z.infer<typeof HttpConnectorSchema>
 export type ServerSpec = z.infer<typeof ServerSpecSchema>

@@ -8,8 +8,9 @@ import { Cancellation } from '../upstream/cancel.js'
 import type { CallHooks, JsonObject } from '../upstream/rpc.js'
 import {
   dispatchToolCall,
-  envelopeCanElicit,
   canUrlElicit,
+  envelopeCanElicit,
+  envelopeCaps,
   GATEWAY_INFO,
   missingTool,
   ownerOf,
@@ -182,12 +183,7 @@ export class FastPath {
             // Legacy sessions on this path declared no elicitation (else they take the SDK path).
             canElicit: modern && envelopeCanElicit(call.params._meta as Record<string, unknown> | undefined),
             canUrlElicit:
-              modern &&
-              canUrlElicit(
-                (call.params._meta as Record<string, unknown> | undefined)?.[
-                  'io.modelcontextprotocol/clientCapabilities'
-                ] as { elicitation?: unknown } | undefined,
-              ),
+              modern && canUrlElicit(envelopeCaps(call.params._meta as Record<string, unknown> | undefined)),
           })
         : missingTool(this.opts.registry, scope, call.name)
       message = { jsonrpc: '2.0', id: call.id, result: modern ? stampModern(result) : result }

@@ -121,7 +121,7 @@ export function missingTool(registry: Registry, scope: Scope, exposed: string): 
 }
 
 /** MCP 2025-11-25 URLElicitationRequiredError: the client opens the URL, then retries the call. */
-export const URL_ELICITATION_REQUIRED = -32042
+const URL_ELICITATION_REQUIRED = -32042
 
 function callFailure(err: unknown, exposed: string, canUrlElicit: boolean): JsonObject {
   if (err instanceof ProtocolError) throw err
@@ -171,19 +171,20 @@ export interface ToolCallRequest {
 }
 
 /** A 2026 request declares its client's capabilities in `_meta`. */
+export function envelopeCaps(
+  meta: Record<string, unknown> | undefined,
+): { elicitation?: unknown } | undefined {
+  return meta?.['io.modelcontextprotocol/clientCapabilities'] as { elicitation?: unknown } | undefined
+}
+
 export function envelopeCanElicit(meta: Record<string, unknown> | undefined): boolean {
-  const caps = meta?.['io.modelcontextprotocol/clientCapabilities'] as { elicitation?: unknown } | undefined
-  return Boolean(caps?.elicitation)
+  return Boolean(envelopeCaps(meta)?.elicitation)
 }
 
 /** Whether declared elicitation capabilities include URL mode (`elicitation: { url: {} }`). */
 export function canUrlElicit(caps: { elicitation?: unknown } | undefined): boolean {
-  const e = caps?.elicitation as { url?: unknown } | undefined
-  return e !== undefined && e !== null && typeof e === 'object' && e.url !== undefined
-}
-
-function envelopeCaps(meta: Record<string, unknown> | undefined): { elicitation?: unknown } | undefined {
-  return meta?.['io.modelcontextprotocol/clientCapabilities'] as { elicitation?: unknown } | undefined
+  const e = caps?.elicitation
+  return typeof e === 'object' && e !== null && (e as { url?: unknown }).url !== undefined
 }
 
 /**

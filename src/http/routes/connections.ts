@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { TokenBroker } from '../../connections/broker.js'
-import { connectionUser, readTicket, sha256 } from '../../connections/tickets.js'
+import { connectionUser, readTicket } from '../../connections/tickets.js'
 import { hasRole, type CallContext } from '../../context.js'
 import { GatewayError } from '../../errors.js'
 import { clientMetadataDocument } from '../../oauth/index.js'
@@ -82,11 +82,11 @@ export function connectionRoutes(deps: ConnectionRouteDeps): Route[] {
       handler: async (r) => {
         const cookies = parseCookies(r.req)
         const ctx = r.req.headers.authorization !== undefined ? r.ctx : undefined
-        const { record, returnTo } = await broker.finish(r.url, {
+        const { record, stateId, returnTo } = await broker.finish(r.url, {
           ...(ctx ? { ctx } : {}),
           binding: (stateId) => cookies.get(cookieName(stateId)),
         })
-        const clear = `${cookieName(sha(r))}=; Path=/oauth/callback; HttpOnly; SameSite=Lax; Max-Age=0`
+        const clear = `${cookieName(stateId)}=; Path=/oauth/callback; HttpOnly; SameSite=Lax; Max-Age=0`
         if (returnTo) {
           const headers: Record<string, string> = { location: returnTo, 'set-cookie': clear }
           return { status: 303, headers }
@@ -208,10 +208,6 @@ function parseCookies(req: IncomingMessage): Map<string, string> {
     if (i > 0) out.set(part.slice(0, i).trim(), part.slice(i + 1).trim())
   }
   return out
-}
-
-function sha(r: RouteRequest): string {
-  return sha256(r.url.searchParams.get('state') ?? '')
 }
 
 function wantsJson(req: IncomingMessage): boolean {
