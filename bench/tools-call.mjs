@@ -38,7 +38,15 @@ import { createHistogram } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { stopChild, waitForLine } from './lib/proc.mjs'
+import {
+  machineCpuMicros,
+  pinningPlan,
+  pinSelf,
+  processCpuMicros,
+  processMemory,
+  stopChild,
+  waitForLine,
+} from './lib/proc.mjs'
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(BENCH_DIR, '..')
@@ -204,59 +212,16 @@ process.on('unhandledRejection', (err) => void abort(1, `fatal: ${err?.stack ?? 
 // ---------------------------------------------------------------------------------------------
 // /proc readings
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
-  } catch {
-    return 100
-  }
-})()
-
-/** utime + stime of a process in µs (clock-tick resolution, usually 10 ms). */
-function cpuMicros(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // fields[0] is field 3 (state): utime is field 14, stime field 15.
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK
-  } catch {
-    return NaN
-  }
-}
-
-/** Busy and steal time of the whole machine in µs, from /proc/stat (all CPUs summed). */
-function systemCpu() {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
-    // user nice system idle iowait irq softirq steal ...
-    const busy = f[0] + f[1] + f[2] + f[5] + f[6]
-    return { busy: (busy * 1e6) / CLK_TCK, steal: ((f[7] ?? 0) * 1e6) / CLK_TCK }
-  } catch {
-    return { busy: NaN, steal: NaN }
-  }
-}
-
-/** VmRSS / VmHWM of a process in bytes. */
-function memory(pid) {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') }
-  } catch {
-    return { rss: NaN, hwm: NaN }
-  }
-}
-
 /** Samples a pid's VmRSS every `ms` until stopped; returns the peak seen. */
 function rssSampler(pid, ms = 200) {
-  let peak = memory(pid).rss
+  let peak = processMemory(pid).rss
   const t = setInterval(() => {
-    const r = memory(pid).rss
+    const r = processMemory(pid).rss
     if (r > peak) peak = r
   }, ms)
   return () => {
     clearInterval(t)
-    const r = memory(pid).rss
+    const r = processMemory(pid).rss
     return Math.max(peak, r)
   }
 }
@@ -458,17 +423,6 @@ function newestMtime(dir) {
   return newest
 }
 
-function canPin() {
-  if (argv['no-pin']) return { pin: false, why: '--no-pin' }
-  if (availableParallelism() < 2) return { pin: false, why: 'fewer than 2 CPUs available' }
-  try {
-    execFileSync('taskset', ['-c', '0,1', 'true'], { stdio: 'ignore' })
-  } catch {
-    return { pin: false, why: 'taskset not available or CPUs 0,1 not allowed' }
-  }
-  return { pin: true, why: 'gateway on CPU 0; upstream and load generator (this process) on CPU 1' }
-}
-
 async function main() {
   const entry = join(ROOT, 'dist', 'src', 'cli', 'main.js')
   if (!existsSync(entry)) fail('dist/ is missing: run `npm run build` first')
@@ -485,8 +439,8 @@ async function main() {
 
   const machineCpus = availableParallelism()
   const loadAtStart = loadavg()
-  const pinning = canPin()
-  if (pinning.pin) execFileSync('taskset', ['-a', '-cp', '1', String(process.pid)], { stdio: 'ignore' })
+  const pinning = pinningPlan(argv['no-pin'], 'upstream and load generator (this process)')
+  if (pinning.pin) pinSelf(1)
   log(`pinning: ${pinning.pin ? 'on' : 'off'} (${pinning.why})`)
 
   tmpRoot = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
@@ -546,7 +500,7 @@ async function main() {
   const gatewayMcp = `${gatewayBase}/mcp`
   const auth = { authorization: `Bearer ${adminKey}` }
   log(`gateway ${gatewayBase} (pid ${gateway.pid})`)
-  const memStart = memory(gateway.pid)
+  const memStart = processMemory(gateway.pid)
 
   // Wire checks before any load.
   let legacyReplyType
@@ -642,25 +596,25 @@ async function main() {
       const countersBefore =
         kind === 'direct' ? undefined : await promCounter(gatewayBase, 'gatehouse_tool_calls_total')
       const upBefore = await upstreamStats(upstreamUrl)
-      const gwCpu0 = cpuMicros(gwPid)
-      const upCpu0 = cpuMicros(upPid)
+      const gwCpu0 = processCpuMicros(gwPid)
+      const upCpu0 = processCpuMicros(upPid)
       const selfCpu0 = process.cpuUsage()
-      const sys0 = systemCpu()
-      const memBefore = memory(gwPid)
+      const sys0 = machineCpuMicros()
+      const memBefore = processMemory(gwPid)
       const stopSampling = rssSampler(gwPid)
       log(`${label}: measuring ${DURATION}s`)
       const r = await load({ url: target, connections, duration: DURATION, headers, body, perClientHeaders })
-      const gwCpu = cpuMicros(gwPid) - gwCpu0
-      const upCpu = cpuMicros(upPid) - upCpu0
+      const gwCpu = processCpuMicros(gwPid) - gwCpu0
+      const upCpu = processCpuMicros(upPid) - upCpu0
       const selfCpuUsage = process.cpuUsage(selfCpu0)
-      const sys1 = systemCpu()
+      const sys1 = machineCpuMicros()
       const selfCpu = selfCpuUsage.user + selfCpuUsage.system
       // CPU used on this machine by processes other than the three of the bench, in % of one core:
       // the noise that other workloads add to this case.
       const otherCpuPercent = ((sys1.busy - sys0.busy - gwCpu - upCpu - selfCpu) / (r.seconds * 1e6)) * 100
       const stealPercent = ((sys1.steal - sys0.steal) / (r.seconds * 1e6)) * 100
       const peakRss = stopSampling()
-      const memAfter = memory(gwPid)
+      const memAfter = processMemory(gwPid)
       const upAfter = await upstreamStats(upstreamUrl)
       const countersAfter =
         kind === 'direct' ? undefined : await promCounter(gatewayBase, 'gatehouse_tool_calls_total')
@@ -734,7 +688,7 @@ async function main() {
   }
 
   // Shut the gateway down cleanly (flushes audit rows and spans), then count what it recorded.
-  const memEnd = memory(gateway.pid)
+  const memEnd = processMemory(gateway.pid)
   // At the default log level (warn) anything the gateway prints besides its banner is worth a look.
   const sessionStatusCheck = gateway.output.filter((l) => !/^gatehouse listening on /.test(l))
   const gwExit = await stopChild(gateway, 10_000)

@@ -54,9 +54,9 @@ export function processMemory(pid) {
 
 /**
  * Whether the bench can pin: taskset present and CPUs 0 and 1 usable. `disabled` is the
- * --no-pin flag. Returns { pin, why }.
+ * --no-pin flag; `onCpu1` says what shares CPU 1 (for the report). Returns { pin, why }.
  */
-export function pinningPlan(disabled) {
+export function pinningPlan(disabled, onCpu1 = 'load generator (this process)') {
   if (disabled) return { pin: false, why: '--no-pin' }
   if (availableParallelism() < 2) return { pin: false, why: 'fewer than 2 CPUs available' }
   try {
@@ -64,7 +64,7 @@ export function pinningPlan(disabled) {
   } catch {
     return { pin: false, why: 'taskset not available or CPUs 0,1 not allowed' }
   }
-  return { pin: true, why: 'gateway on CPU 0; load generator (this process) on CPU 1' }
+  return { pin: true, why: `gateway on CPU 0; ${onCpu1} on CPU 1` }
 }
 
 /** Pins this process (all its threads) to one CPU. */
