@@ -14,6 +14,7 @@ import { toGatewayError } from '../errors.js'
 import type { AgentBuilders } from '../runs/agents.js'
 import type { AuditWriter } from '../telemetry/audit.js'
 import { TENANT_ATTR, type Telemetry } from '../telemetry/tracing.js'
+import { safeUrl } from '../net/url.js'
 
 /** The trace headers of the step executing in this async context. */
 const traceHeaders = new AsyncLocalStorage<Record<string, string>>()
@@ -41,15 +42,6 @@ function withTraceHeaders(base: Record<string, string>): Record<string, string> 
       return Reflect.get(t, k, receiver) as unknown
     },
   })
-}
-
-function safeUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    return `${u.origin}${u.pathname}`
-  } catch {
-    return '(invalid URL)'
-  }
 }
 
 /** Wraps the `a2a` agent builder so its remote calls are traced and audited. */

@@ -39,6 +39,7 @@ import {
 import { GatewayError } from '../errors.js'
 import type { A2aAgentSpec } from '../manifests/schema.js'
 import { defineAgent, type AgentContext, type AgentDefinition } from './define.js'
+import { safeUrl } from '../net/url.js'
 
 /** A part in A2A 1.0 JSON: `{text}`, `{data}`, `{url, mediaType?, filename?}` or `{raw}` (+ metadata). */
 export type A2aPart = Record<string, unknown>
@@ -622,15 +623,5 @@ function withHeaders(headers: Record<string, string>): typeof fetch {
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err)
       throw new NetworkError(`request to ${safeUrl(target)} failed: ${cause}`)
     }
-  }
-}
-
-/** Origin and path only: a URL's userinfo or query may hold credentials. */
-function safeUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    return `${u.origin}${u.pathname}`
-  } catch {
-    return '(invalid URL)'
   }
 }

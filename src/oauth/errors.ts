@@ -33,14 +33,7 @@ export class OAuthError extends GatewayError {
 }
 
 /** scheme://host/path of an endpoint: enough to name it without echoing a query (which may hold secrets). */
-export function describeEndpoint(url: string | URL): string {
-  try {
-    const u = new URL(url)
-    return `${u.origin}${u.pathname}`
-  } catch {
-    return '(invalid URL)'
-  }
-}
+export { safeUrl as describeEndpoint } from '../net/url.js'
 
 /** Text an upstream chose (error_description): one line, printable, bounded. */
 export function safeText(v: unknown, max = 200): string {
