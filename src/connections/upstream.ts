@@ -22,7 +22,7 @@ import {
 import type { SecretResolver } from '../vault/secrets.js'
 
 /** The upstream name of the stand-in tool a brokered MCP connector lists before anyone has connected. */
-export const CONNECT_TOOL = 'connect'
+const CONNECT_TOOL = 'connect'
 
 export interface BrokeredUpstreamOptions {
   tenant: string
@@ -128,7 +128,12 @@ export class BrokeredUpstream implements Upstream {
         `connector ${this.name} acts as each user: ${method} is only available on a user's own call`,
       )
     if (this.builtin) return this.runBuiltin(method, params, cred, ro.signal)
-    if (method === 'tools/call' && params?.name === CONNECT_TOOL)
+    // The stand-in tool answers itself, unless the upstream has a real tool of that name.
+    if (
+      method === 'tools/call' &&
+      params?.name === CONNECT_TOOL &&
+      !this.learned?.tools.some((t) => t.name === CONNECT_TOOL)
+    )
       return { content: [{ type: 'text', text: `Your ${this.name} account is connected.` }] }
     return this.session(cred).request(method, params, ro)
   }
