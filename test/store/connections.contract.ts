@@ -205,6 +205,20 @@ export function connectionsContract(name: string, open: () => Promise<Store>, ra
       })
       expect(v3).toMatchObject({ version: 3, scopes: ['repo'], hasRefreshToken: false, account: 'new' })
       expect(v3).not.toHaveProperty('expiresAt')
+      expect(v3).not.toHaveProperty('refreshLockedUntil')
+      // The refresh lock: set with a version bump, kept by updates that leave it alone, released with null.
+      const locked = await store.connections.update(rec.id, 3, { sealed, refreshLockedUntil: later(30) })
+      expect(locked).toMatchObject({ version: 4, refreshLockedUntil: later(30), account: 'new' })
+      expect(await store.connections.find(rec.tenant, rec.userId, rec.connector)).toMatchObject({
+        refreshLockedUntil: later(30),
+      })
+      expect(await store.connections.update(rec.id, 4, { sealed })).toMatchObject({
+        version: 5,
+        refreshLockedUntil: later(30),
+      })
+      const released = await store.connections.update(rec.id, 5, { sealed, refreshLockedUntil: null })
+      expect(released).toMatchObject({ version: 6 })
+      expect(released).not.toHaveProperty('refreshLockedUntil')
       expect(await store.connections.update('missing', 1, { sealed })).toBeUndefined()
     })
 
