@@ -135,7 +135,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     config.telemetryRedaction === 'off'
       ? undefined
       : new Redactor({ mode: config.telemetryRedaction, hashKey: redactionKey })
-  const scrub = scrubber && ((v: string) => scrubber.string(v))
+  const scrub = scrubber?.memoized()
   const telemetry = new Telemetry({ spans: store.spans, logger, ...(scrub ? { redact: scrub } : {}) })
   const audit = new AuditWriter({
     store: store.audit,

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { sha256Hex } from './hash.js'
 import type { Logger } from './log.js'
 import { isBrokered, type ConnectorSpec, type ServerSpec, type ToolFilter } from './manifests/schema.js'
 import type { ResourceRecord } from './store/types.js'
@@ -75,7 +75,6 @@ interface ServerEntry {
   spec: ServerSpec
 }
 
-const hash = (s: string) => createHash('sha256').update(s).digest('hex')
 const key = (tenant: string, name: string) => `${tenant}/${name}`
 
 /**
@@ -184,7 +183,7 @@ export class Registry {
         try {
           for (const def of await conn.list('prompts')) {
             const name = String(def.name)
-            const exposed = exposedName(prefixOf(conn.spec, conn.name), name, hash)
+            const exposed = exposedName(prefixOf(conn.spec, conn.name), name, sha256Hex)
             if (!prompts.has(exposed))
               prompts.set(exposed, { exposed, connection: conn, name, def: { ...def, name: exposed } })
           }
@@ -278,7 +277,7 @@ export class Registry {
       const prefix = prefixOf(conn.spec, conn.name)
       for (const def of defs) {
         const name = String(def.name)
-        const exposed = exposedName(prefix, name, hash)
+        const exposed = exposedName(prefix, name, sha256Hex)
         if (
           !passes(conn.spec.tools, name, exposed) ||
           !passes(filter, name, exposed) ||

@@ -8,15 +8,21 @@ import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { startEchoUpstream } from './echo-upstream.mjs'
+import { pinningPlan, pinSelf } from './proc.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const seconds = Number(process.argv[2] ?? 8)
 const dir = process.argv[3] ?? '/tmp/gatehouse-prof'
 const KEY = 'gk_profile_key_0123456789abcdef'
+// Pinned like bench/tools-call.mjs (gateway on CPU 0; upstream and load generator here, on CPU 1), so
+// that time the gateway spends descheduled does not show up as samples in whatever it was running.
+const plan = pinningPlan(process.argv.includes('--no-pin'))
+if (plan.pin) pinSelf(1)
 const up = await startEchoUpstream()
 const gw = spawn(
-  process.execPath,
+  plan.pin ? 'taskset' : process.execPath,
   [
+    ...(plan.pin ? ['-c', '0', process.execPath] : []),
     '--cpu-prof',
     '--cpu-prof-dir',
     dir,

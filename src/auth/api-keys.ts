@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { sha256Hex } from '../hash.js'
 
 /** API keys are `gk_` + 32 random bytes; only their sha256 is stored. */
 export const API_KEY_PREFIX = 'gk_'
@@ -13,5 +14,5 @@ export function generateKeyId(): string {
 
 /** High-entropy keys need no slow hash: sha256 is preimage-resistant and cheap on the hot path. */
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex')
+  return sha256Hex(key)
 }

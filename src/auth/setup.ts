@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto'
 import type { GatewayConfig } from '../config.js'
 import { systemContext } from '../context.js'
 import type { Logger } from '../log.js'
 import type { Store } from '../store/types.js'
-import type { AuditWriter } from '../telemetry/audit.js'
+import { auditId, type AuditWriter } from '../telemetry/audit.js'
 import { Authenticator } from './authenticator.js'
 import { OidcVerifier, type AuthFailureReason } from './oidc.js'
 import { FailureLimiter } from './rate-limit.js'
@@ -72,7 +71,7 @@ export async function createAuth({
     trustProxy: config.trustProxy,
     recordFailure: (f) =>
       void audit.write({
-        id: randomUUID(),
+        id: auditId(),
         tenant: AUTH_AUDIT_TENANT,
         at: new Date().toISOString(),
         principal: `source:${f.source}`,

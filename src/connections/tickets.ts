@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type { CallContext, Principal } from '../context.js'
 import { GatewayError } from '../errors.js'
 import type { MasterKey } from '../vault/master-key.js'
@@ -59,4 +58,4 @@ export function readTicket(keys: readonly MasterKey[], ticket: string, now = Dat
   return t
 }
 
-export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex')
+export { sha256Hex as sha256 } from '../hash.js'

@@ -1,7 +1,7 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { sha256Hex } from '../hash.js'
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { GatewayError, toGatewayError } from '../errors.js'
-import type { AuditWriter } from '../telemetry/audit.js'
+import { auditId, type AuditWriter } from '../telemetry/audit.js'
 import type { Metrics } from '../telemetry/metrics.js'
 import { TENANT_ATTR, type Telemetry } from '../telemetry/tracing.js'
 import {
@@ -25,7 +25,7 @@ export function canonicalJson(v: unknown): string {
 }
 
 export function argsHash(args: unknown): string {
-  return createHash('sha256').update(canonicalJson(args)).digest('hex')
+  return sha256Hex(canonicalJson(args))
 }
 
 /**
@@ -87,7 +87,7 @@ export function observeStage({
       span.end()
       metrics.recordToolCall(tool.connection.name, tool.name, outcome, ms / 1000)
       void audit.write({
-        id: randomUUID(),
+        id: auditId(),
         tenant: ctx.tenant,
         at: new Date().toISOString(),
         principal: ctx.principal.id,

@@ -10,7 +10,7 @@ import type { ExposedTool } from '../registry.js'
 import { ownerOf, seesTenant } from '../store/owner.js'
 import type { ApprovalRecord, ApprovalStatus, ApprovalStore } from '../store/policy.js'
 import { TERMINAL_STATUSES, type RunRecord } from '../store/runs.js'
-import type { AuditWriter } from '../telemetry/audit.js'
+import { auditId, type AuditWriter } from '../telemetry/audit.js'
 import type { JsonObject } from '../upstream/rpc.js'
 import { approvalOfInterrupt, ApprovalPendingError } from './pending.js'
 import type { CompiledRule, Decision } from './rules.js'
@@ -509,7 +509,7 @@ export class ApprovalService {
 
   private audit(ctx: CallContext, action: string, a: ApprovalRecord, outcome: 'ok' | 'denied'): void {
     void this.o.audit.write({
-      id: randomUUID(),
+      id: auditId(),
       tenant: a.tenant,
       at: new Date().toISOString(),
       principal: ctx.principal.id,

@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto'
 import type { CallContext } from '../context.js'
 import { GatewayError } from '../errors.js'
 import { ownerOf } from '../store/owner.js'
 import type { LimitStore } from '../store/policy.js'
-import type { AuditWriter } from '../telemetry/audit.js'
+import { auditId, type AuditWriter } from '../telemetry/audit.js'
 import {
   agentOf,
   type CallFacts,
@@ -231,7 +230,7 @@ export class Limits {
 
   private auditExceeded(ctx: CallContext, limit: LimitDetail): void {
     void this.o.audit.write({
-      id: randomUUID(),
+      id: auditId(),
       tenant: ctx.tenant,
       at: new Date().toISOString(),
       principal: ctx.principal.id,

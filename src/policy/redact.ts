@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 
 /**
  * PII and secret detectors, and a redactor that masks or hashes what they find in strings and
@@ -245,6 +246,21 @@ export class Redactor {
       }
     }
     return m
+  }
+
+  /**
+   * `string`, remembering its answers for up to `max` distinct strings of up to 256 characters.
+   * Telemetry repeats the same principal ids, tool names and span names on every call; without
+   * the memo each of them runs the detectors again.
+   */
+  memoized(max = 4096): (s: string) => string {
+    const memo = new LRUCache<string, string>({ max })
+    return (s) => {
+      if (s.length > 256) return this.string(s)
+      let out = memo.get(s)
+      if (out === undefined) memo.set(s, (out = this.string(s)))
+      return out
+    }
   }
 
   /** The labels of what `s` holds (for tests and reports). */

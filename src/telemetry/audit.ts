@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { uuidV7 } from '../ids.js'
 import type { CallContext } from '../context.js'
 import type { Logger } from '../log.js'
 import type { AuditEvent, AuditStore } from '../store/types.js'
@@ -15,6 +15,12 @@ export interface AuditWriterOptions {
   /** Replaces PII and secrets in the string fields of a row before it is stored (src/policy/redact.ts). */
   redact?: (s: string) => string
 }
+
+/**
+ * The id of a new audit row: a time-ordered UUID (v7), so the rows' unique index grows at its end
+ * instead of at a random place per insert (src/ids.ts).
+ */
+export const auditId = (): string => uuidV7()
 
 /** Fields that never hold caller data: ids the gateway made, times, hashes, enums. */
 const OPAQUE: ReadonlySet<string> = new Set([
@@ -48,7 +54,7 @@ export class AuditWriter {
   private readonly batch: Batcher<AuditEvent> | undefined
   private readonly redact: ((s: string) => string) | undefined
 
-  constructor({ store, logger, mode = 'batch', flushMs = 200, maxBatch = 1000, redact }: AuditWriterOptions) {
+  constructor({ store, logger, mode = 'batch', flushMs = 200, maxBatch, redact }: AuditWriterOptions) {
     this.store = store
     this.redact = redact
     if (mode === 'batch') {
@@ -58,7 +64,7 @@ export class AuditWriter {
         logger,
         what: 'audit',
         flushMs,
-        maxBatch,
+        ...(maxBatch ? { maxBatch } : {}),
       })
     }
   }
@@ -71,7 +77,7 @@ export class AuditWriter {
     outcome: AuditEvent['outcome'] = 'ok',
   ): Promise<void> {
     return this.write({
-      id: randomUUID(),
+      id: auditId(),
       tenant: ctx.tenant,
       at: new Date().toISOString(),
       principal: ctx.principal.id,

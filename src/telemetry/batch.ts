@@ -7,32 +7,40 @@ export interface BatcherOptions<T> {
   /** What the items are, for the log line. */
   what: string
   flushMs: number
+  /** Flush early once this many items are queued (default 64). */
   maxBatch?: number
 }
 
 /**
  * Queues items off the hot path and writes them in batches every `flushMs` or every `maxBatch`
- * items. Flushes chain, so batches are written in order.
+ * items. Flushes chain, so batches are written in order (a batch filled while one is being
+ * written waits its turn, so batches under load may exceed `maxBatch`).
  */
 export class Batcher<T> {
   private queue: T[] = []
   private readonly timer: NodeJS.Timeout
   private flushing: Promise<void> = Promise.resolve()
   private readonly maxBatch: number
+  /** A flush is chained and has not taken the queue yet: a full queue need not chain another. */
+  private queued = false
 
   constructor(private readonly opts: BatcherOptions<T>) {
-    this.maxBatch = opts.maxBatch ?? 1000
+    // Small batches: items handed on within a few dozen calls die young (cheap for the garbage
+    // collector), where a queue of a thousand outlives a scavenge and is copied or promoted.
+    this.maxBatch = opts.maxBatch ?? 64
     this.timer = setInterval(() => void this.flush(), opts.flushMs)
     this.timer.unref()
   }
 
   push(item: T): void {
     this.queue.push(item)
-    if (this.queue.length >= this.maxBatch) void this.flush()
+    if (this.queue.length >= this.maxBatch && !this.queued) void this.flush()
   }
 
   flush(): Promise<void> {
+    this.queued = true
     this.flushing = this.flushing.then(async () => {
+      this.queued = false
       if (!this.queue.length) return
       const batch = this.queue
       this.queue = []

@@ -1,6 +1,13 @@
 import { context as otelContext, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
-import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base'
+import {
+  BasicTracerProvider,
+  RandomIdGenerator,
+  type IdGenerator,
+  type ReadableSpan,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base'
+import { timeOrderedTraceId } from '../ids.js'
 import type { Logger } from '../log.js'
 import type { SpanRecord, SpanStore } from '../store/types.js'
 import { Batcher } from './batch.js'
@@ -16,6 +23,25 @@ export function redactSpan(s: SpanRecord, redact: (s: string) => string): SpanRe
   for (const [k, v] of Object.entries(s.attributes))
     attributes[k] = typeof v === 'string' && k !== TENANT_ATTR ? redact(v) : v
   return { ...s, name: redact(s.name), attributes }
+}
+
+/**
+ * Trace ids that begin with the time (the 16 bytes of a UUID v7: 48 bits of milliseconds, 74
+ * random bits), as AWS X-Ray's do. W3C trace context asks only for 16 bytes, not all zero; ids
+ * in time order let the span store's trace index grow at its end instead of at a random place
+ * per span (in SQLite that was ~9 µs of the ~13 µs a span row cost). Span ids stay random.
+ * Trace ids that arrive in a caller's traceparent are kept as they are.
+ */
+export class TimeOrderedIdGenerator implements IdGenerator {
+  private readonly random = new RandomIdGenerator()
+
+  generateTraceId(): string {
+    return timeOrderedTraceId()
+  }
+
+  generateSpanId(): string {
+    return this.random.generateSpanId()
+  }
 }
 
 /** Batches finished spans into the SpanStore (the console's trace view reads them from there). */
@@ -80,6 +106,7 @@ export class Telemetry {
 
   constructor({ spans, logger, flushMs = 500, processors = [], redact }: TelemetryOptions) {
     this.provider = new BasicTracerProvider({
+      idGenerator: new TimeOrderedIdGenerator(),
       spanProcessors: [new StoreSpanProcessor(spans, logger, flushMs, redact), ...processors],
     })
     this.tracer = this.provider.getTracer('gatehouse')

@@ -167,12 +167,26 @@ describe('redaction detectors (property, seeded)', () => {
   })
 })
 
+describe('memoized redaction', () => {
+  it('answers exactly as string() does, for repeated, evicted and long strings', () => {
+    const redactor = new Redactor({ mode: 'hash', hashKey: 'k' })
+    const memo = redactor.memoized(8)
+    const texts = SEEDS.slice(0, 60).map((seed) => sample(seed).text)
+    const long = `${'x'.repeat(300)} mail me at someone@example.org`
+    for (const t of [...texts, ...texts.slice(0, 20), long, long, ...texts]) {
+      expect(memo(t)).toBe(redactor.string(t))
+    }
+    expect(memo(long)).toContain('[email:')
+  })
+})
+
 describe('audit rows, spans and logs never keep a detected value (property, seeded)', () => {
   it('scrubs what reaches the audit store, the span store and the log', async () => {
     const store = openSqliteStore({ path: ':memory:' })
     await store.tenants.ensure(systemContext(), 'default')
     const redactor = new Redactor({ mode: 'hash', hashKey: 'k' })
-    const scrub = (s: string) => redactor.string(s)
+    // As the gateway does it: memoized (a small memo here, so entries are evicted and redone).
+    const scrub = redactor.memoized(64)
     const lines: string[] = []
     const sink = new Writable({
       write(chunk, _enc, cb) {
