@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest'
 import { timeOrderedTraceId, uuidV7 } from '../../src/ids.js'
 import { createLogger } from '../../src/log.js'
 import { Batcher } from '../../src/telemetry/batch.js'
-import { TimeOrderedIdGenerator } from '../../src/telemetry/tracing.js'
 
 describe('time-ordered ids', () => {
   it('uuidV7 is an RFC 9562 version 7 UUID whose first 48 bits are the milliseconds', () => {
@@ -30,17 +29,6 @@ describe('time-ordered ids', () => {
       expect(parseInt(id.slice(0, 12), 16)).toBe(at)
     }
     expect(new Set(ids).size).toBe(ids.length)
-  })
-
-  it('the tracer id generator makes time-led trace ids and random 16-hex span ids', () => {
-    const g = new TimeOrderedIdGenerator()
-    const before = Date.now()
-    const t = g.generateTraceId()
-    expect(parseInt(t.slice(0, 12), 16)).toBeGreaterThanOrEqual(before)
-    expect(parseInt(t.slice(0, 12), 16)).toBeLessThanOrEqual(Date.now())
-    const spans = new Set(Array.from({ length: 500 }, () => g.generateSpanId()))
-    expect(spans.size).toBe(500)
-    for (const s of spans) expect(s).toMatch(/^[0-9a-f]{16}$/)
   })
 })
 
