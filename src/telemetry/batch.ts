@@ -7,7 +7,7 @@ export interface BatcherOptions<T> {
   /** What the items are, for the log line. */
   what: string
   flushMs: number
-  /** Flush early once this many items are queued (default 64). */
+  /** Flush early once this many items are queued (default 1000). */
   maxBatch?: number
 }
 
@@ -25,9 +25,7 @@ export class Batcher<T> {
   private queued = false
 
   constructor(private readonly opts: BatcherOptions<T>) {
-    // Small batches: items handed on within a few dozen calls die young (cheap for the garbage
-    // collector), where a queue of a thousand outlives a scavenge and is copied or promoted.
-    this.maxBatch = opts.maxBatch ?? 64
+    this.maxBatch = opts.maxBatch ?? 1000
     this.timer = setInterval(() => void this.flush(), opts.flushMs)
     this.timer.unref()
   }
