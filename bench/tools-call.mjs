@@ -3,7 +3,7 @@
 //
 //   node bench/tools-call.mjs [--duration 10] [--connections 1,64] [--warmup 2] [--upstream fast|sdk]
 //                             [--upstream-protocol 2025-11-25|2026-07-28|auto]
-//                             [--cases direct,legacy,modern] [--no-pin] [--out FILE]
+//                             [--cases direct,relay,legacy,modern] [--no-pin] [--out FILE]
 //
 // One run starts an echo MCP upstream and the built gateway (dist/, so `npm run build` first) as
 // child processes, then drives tools/call with autocannon. --upstream fast (default): a minimal
@@ -12,6 +12,9 @@
 // --upstream-protocol to it (default: 2026-07-28 for sdk, 2025-11-25 for fast). Cases:
 //   direct  straight to the upstream (the baseline: what a client gets without the gateway;
 //           fast: a sessionless call without _meta; sdk: a stateless 2026-07-28 call)
+//   relay   through a bare node:http + undici relay (bench/lib/relay.mjs) on the gateway's CPU:
+//           no auth, audit, tracing or MCP handling; the yardstick for what any Node.js
+//           gateway could reach on this machine (sends the direct case's request)
 //   legacy  through the gateway's /mcp in the 2025-11-25 era: one initialized session per
 //           connection, every call on that session
 //   modern  through the gateway's /mcp in the 2026-07-28 era: stateless requests with the
@@ -57,6 +60,7 @@ const ECHO_TEXT = `bench-echo-${randomBytes(6).toString('hex')}`
 const NEEDLE = `"text":"${ECHO_TEXT}"`
 const CASE_LABEL = {
   direct: 'direct (no gateway)',
+  relay: 'bare relay (yardstick)',
   legacy: `gateway ${LEGACY} session`,
   modern: `gateway ${MODERN} stateless`,
 }
@@ -94,7 +98,7 @@ const { values: argv } = parseArgs({
     warmup: { type: 'string', default: '2' },
     upstream: { type: 'string', default: 'fast' },
     'upstream-protocol': { type: 'string' },
-    cases: { type: 'string', default: 'direct,legacy,modern' },
+    cases: { type: 'string', default: 'direct,relay,legacy,modern' },
     'no-pin': { type: 'boolean', default: false },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -122,7 +126,7 @@ const UPSTREAM_PROTOCOL = argv['upstream-protocol'] ?? UPSTREAM.defaultProtocol
 if (![LEGACY, MODERN, 'auto'].includes(UPSTREAM_PROTOCOL))
   fail(`--upstream-protocol must be ${LEGACY}, ${MODERN} or auto`)
 const CASES = argv.cases.split(',').map((c) => c.trim())
-for (const c of CASES) if (!(c in CASE_LABEL)) fail(`unknown case ${c} (direct, legacy, modern)`)
+for (const c of CASES) if (!(c in CASE_LABEL)) fail(`unknown case ${c} (direct, relay, legacy, modern)`)
 
 function positive(v, name) {
   const n = Number(v)
@@ -502,6 +506,14 @@ async function main() {
   log(`gateway ${gatewayBase} (pid ${gateway.pid})`)
   const memStart = processMemory(gateway.pid)
 
+  // The yardstick relay, on the gateway's CPU (idle unless its case runs).
+  const relay = CASES.includes('relay')
+    ? startChild('relay', process.execPath, [join(BENCH_DIR, 'lib', 'relay.mjs'), upstreamUrl, '0'], {
+        ...(pinning.pin ? { cpu: 0 } : {}),
+      })
+    : undefined
+  const relayUrl = relay ? (await waitForLine(relay, /relay listening on (\S+)/, 20_000)).value : undefined
+
   // Wire checks before any load.
   let legacyReplyType
   {
@@ -555,6 +567,11 @@ async function main() {
         headers = { ...JSON_HEADERS, ...DIRECT_HEADERS }
         body = callBody('echo', UPSTREAM.directModern)
         assertEcho(await rpc(target, headers, body), 'direct sample')
+      } else if (kind === 'relay') {
+        target = relayUrl
+        headers = { ...JSON_HEADERS, ...DIRECT_HEADERS }
+        body = callBody('up__echo', UPSTREAM.directModern)
+        assertEcho(await rpc(target, headers, body), 'relay sample')
       } else if (kind === 'modern') {
         target = gatewayMcp
         headers = {
@@ -591,10 +608,13 @@ async function main() {
           )
       }
 
-      const gwPid = gateway.pid
+      // In relay rows the "gw" columns describe the relay, which then has CPU 0 to itself.
+      const gwPid = kind === 'relay' ? relay.pid : gateway.pid
+      const counted = kind !== 'direct' && kind !== 'relay'
       const upPid = upstream.pid
-      const countersBefore =
-        kind === 'direct' ? undefined : await promCounter(gatewayBase, 'gatehouse_tool_calls_total')
+      const countersBefore = counted
+        ? await promCounter(gatewayBase, 'gatehouse_tool_calls_total')
+        : undefined
       const upBefore = await upstreamStats(upstreamUrl)
       const gwCpu0 = processCpuMicros(gwPid)
       const upCpu0 = processCpuMicros(upPid)
@@ -616,8 +636,7 @@ async function main() {
       const peakRss = stopSampling()
       const memAfter = processMemory(gwPid)
       const upAfter = await upstreamStats(upstreamUrl)
-      const countersAfter =
-        kind === 'direct' ? undefined : await promCounter(gatewayBase, 'gatehouse_tool_calls_total')
+      const countersAfter = counted ? await promCounter(gatewayBase, 'gatehouse_tool_calls_total') : undefined
 
       for (const sid of sessions) await closeSession(gatewayMcp, auth, sid)
 
@@ -657,7 +676,7 @@ async function main() {
         machine: { otherCpuPercent: Math.max(0, otherCpuPercent), stealPercent },
       }
       // In-flight calls at the edges of a run (warm-up tail, cancelled at the end) may count on either side.
-      if (kind !== 'direct' && pipeline && Math.abs((pipeline.ok ?? 0) - r.responses) > 2 * connections) {
+      if (counted && pipeline && Math.abs((pipeline.ok ?? 0) - r.responses) > 2 * connections) {
         warnings.push(
           `${label}: the gateway counted ${JSON.stringify(pipeline)} pipeline calls for ${r.responses} responses`,
         )
@@ -692,9 +711,12 @@ async function main() {
   // At the default log level (warn) anything the gateway prints besides its banner is worth a look.
   const sessionStatusCheck = gateway.output.filter((l) => !/^gatehouse listening on /.test(l))
   const gwExit = await stopChild(gateway, 10_000)
+  if (relay) await stopChild(relay, 5000)
   await stopChild(upstream, 5000)
   const recorded = countRecorded(join(tmpRoot, 'data'))
-  const gatewayCalls = results.filter((r) => r.case !== 'direct').reduce((n, r) => n + r.ok, 0)
+  const gatewayCalls = results
+    .filter((r) => r.case !== 'direct' && r.case !== 'relay')
+    .reduce((n, r) => n + r.ok, 0)
 
   // Ratios against the direct baseline of the same run and concurrency.
   for (const row of results) {
