@@ -199,10 +199,16 @@ export class FastPath {
   }
 }
 
+/** `_meta` of a result that brought none: built once (a computed key per call is costly). */
+const GATEWAY_META: JsonObject = Object.freeze({ [SERVER_INFO_KEY]: GATEWAY_INFO }) as JsonObject
+
 /** 2026 results say they are complete and who answered, as the SDK path stamps them. */
-function stampModern(result: JsonObject): JsonObject {
-  const meta = { ...((result._meta as JsonObject | undefined) ?? {}), [SERVER_INFO_KEY]: GATEWAY_INFO }
-  return { ...result, resultType: result.resultType ?? 'complete', _meta: meta }
+export function stampModern(result: JsonObject): JsonObject {
+  const own = result._meta as JsonObject | undefined
+  const stamped: JsonObject = { ...result }
+  stamped.resultType ??= 'complete'
+  stamped._meta = own ? { ...own, [SERVER_INFO_KEY]: GATEWAY_INFO } : GATEWAY_META
+  return stamped
 }
 
 /**

@@ -9,6 +9,7 @@ import {
 } from '../helpers/gateway.js'
 // @ts-expect-error plain JS fixture
 import { startUpstream } from '../fixtures/upstream-server.mjs'
+import { stampModern } from '../../src/mcp/fast-path.js'
 
 const ENVELOPE = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
@@ -226,5 +227,32 @@ describe('tools/call fast path', () => {
       const r = await gw.api('GET', '/v1/audit?action=tool.call&limit=100')
       return (r.body.items as any[]).some((e) => e.target === 'up/whoami' && e.outcome === 'ok')
     })
+  })
+})
+
+describe('stampModern', () => {
+  const INFO = 'io.modelcontextprotocol/serverInfo'
+
+  it('adds resultType complete and the gateway as serverInfo, leaving the result itself untouched', () => {
+    const result = { content: [{ type: 'text', text: 'x' }] }
+    const out = stampModern(result)
+    expect(out).toEqual({
+      content: [{ type: 'text', text: 'x' }],
+      resultType: 'complete',
+      _meta: { [INFO]: { name: 'gatehouse', version: '0.1.0' } },
+    })
+    expect(result).toEqual({ content: [{ type: 'text', text: 'x' }] })
+  })
+
+  it("keeps the upstream's resultType and _meta entries, its serverInfo replaced by the gateway's", () => {
+    const result = {
+      content: [],
+      resultType: 'input_required',
+      _meta: { trace: 'abc', [INFO]: { name: 'upstream', version: '9' } },
+    }
+    const out = stampModern(result)
+    expect(out.resultType).toBe('input_required')
+    expect(out._meta).toEqual({ trace: 'abc', [INFO]: { name: 'gatehouse', version: '0.1.0' } })
+    expect(result._meta[INFO]).toEqual({ name: 'upstream', version: '9' })
   })
 })
