@@ -861,7 +861,8 @@ function markdown(report) {
   lines.push(
     'errors = connection errors + timeouts + 2xx bodies without the echo. × direct = calls/s ÷ direct calls/s at the same ' +
       'concurrency in this run; +p50/+p99 = gateway percentile − direct percentile. gw CPU = utime+stime of the gateway ' +
-      'process (all threads) per verified call, and in % of one core; gw RSS = VmRSS after the case. up CPU = the same for ' +
+      'process (all threads) per verified call, and in % of one core; gw RSS = VmRSS after the case (in relay rows: the ' +
+      "relay's, on the gateway's CPU). up CPU = the same for " +
       'the upstream; up+lg CPU % = upstream + load generator (this process), which share one core when pinned: near 100 % ' +
       'that core, not the gateway, bounds calls/s. other load = CPU used by processes outside the bench during the case, ' +
       'in % of one core (noise).',
