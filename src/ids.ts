@@ -18,6 +18,5 @@ export function uuidV7(now = Date.now()): string {
 
 /** A W3C trace id (32 hex digits) that begins with the time: the 16 bytes of a `uuidV7`. */
 export function timeOrderedTraceId(now = Date.now()): string {
-  const u = randomUUID()
-  return `${now.toString(16).padStart(12, '0')}7${u.slice(15, 18)}${u.slice(19, 23)}${u.slice(24)}`
+  return uuidV7(now).replaceAll('-', '')
 }

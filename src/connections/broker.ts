@@ -3,6 +3,7 @@ import { fetch as undiciFetch, type Dispatcher } from 'undici'
 import { BUILTIN_CONNECTORS } from '../../connectors/index.js'
 import { createContext, systemContext, type CallContext } from '../context.js'
 import { GatewayError } from '../errors.js'
+import { sha256Hex } from '../hash.js'
 import type { Logger } from '../log.js'
 import { isBrokered, type ConnectorSpec, type OAuth2Auth } from '../manifests/schema.js'
 import { createGuardedAgent } from '../net/ssrf.js'
@@ -31,7 +32,7 @@ import {
 import type { MasterKey } from '../vault/master-key.js'
 import { seal, unseal } from '../vault/seal.js'
 import type { SecretResolver } from '../vault/secrets.js'
-import { CONNECT_TTL_MS, connectionUser, issueTicket, sha256 } from './tickets.js'
+import { CONNECT_TTL_MS, connectionUser, issueTicket } from './tickets.js'
 
 /** How long one process may hold a connection's refresh before another may take it over. */
 const REFRESH_LOCK_MS = 30_000
@@ -258,7 +259,7 @@ export class TokenBroker implements CredentialBroker {
     const client = this.client(who.tenant, connector, spec)
     const state = randomBytes(32).toString('base64url')
     const binding = randomBytes(32).toString('base64url')
-    const stateId = sha256(state)
+    const stateId = sha256Hex(state)
     const scopes = opts.scopes?.length ? opts.scopes : defaultScopes(spec, auth)
     const started = await client.begin({ state, ...(scopes.length ? { scopes } : {}) })
     const now = Date.now()
@@ -269,7 +270,7 @@ export class TokenBroker implements CredentialBroker {
       connector,
       sealedVerifier: seal(
         this.o.masterKeys[0]!,
-        JSON.stringify({ v: started.codeVerifier, b: sha256(binding) }),
+        JSON.stringify({ v: started.codeVerifier, b: sha256Hex(binding) }),
         stateAad(stateId),
       ),
       redirectUri: this.redirectUri(),
@@ -298,7 +299,7 @@ export class TokenBroker implements CredentialBroker {
         'bad_request',
         'the callback carries no state: start again from the connect link',
       )
-    const stateId = sha256(state)
+    const stateId = sha256Hex(state)
     const rec = await this.o.store.connections.takeState(stateId, new Date().toISOString())
     if (!rec)
       throw new GatewayError(
@@ -320,7 +321,7 @@ export class TokenBroker implements CredentialBroker {
         'this connection was started by another user: finish it as the user who started it',
       )
     const binding = who.binding?.(stateId)
-    if (binding === undefined || sha256(binding) !== inner.b)
+    if (binding === undefined || sha256Hex(binding) !== inner.b)
       throw new GatewayError(
         'forbidden',
         'this browser did not start this connection (its connect cookie is missing or different): start again from the connect link in this browser',

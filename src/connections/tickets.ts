@@ -57,5 +57,3 @@ export function readTicket(keys: readonly MasterKey[], ticket: string, now = Dat
     )
   return t
 }
-
-export { sha256Hex as sha256 } from '../hash.js'

@@ -1,6 +1,6 @@
-import { sha256Hex } from '../hash.js'
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { GatewayError, toGatewayError } from '../errors.js'
+import { sha256Hex } from '../hash.js'
 import { auditId, type AuditWriter } from '../telemetry/audit.js'
 import type { Metrics } from '../telemetry/metrics.js'
 import { TENANT_ATTR, type Telemetry } from '../telemetry/tracing.js'

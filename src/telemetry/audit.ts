@@ -1,5 +1,5 @@
-import { uuidV7 } from '../ids.js'
 import type { CallContext } from '../context.js'
+import { uuidV7 } from '../ids.js'
 import type { Logger } from '../log.js'
 import type { AuditEvent, AuditStore } from '../store/types.js'
 import { Batcher } from './batch.js'
@@ -54,7 +54,7 @@ export class AuditWriter {
   private readonly batch: Batcher<AuditEvent> | undefined
   private readonly redact: ((s: string) => string) | undefined
 
-  constructor({ store, logger, mode = 'batch', flushMs = 200, maxBatch, redact }: AuditWriterOptions) {
+  constructor({ store, logger, mode = 'batch', flushMs = 200, maxBatch = 1000, redact }: AuditWriterOptions) {
     this.store = store
     this.redact = redact
     if (mode === 'batch') {
@@ -64,7 +64,7 @@ export class AuditWriter {
         logger,
         what: 'audit',
         flushMs,
-        ...(maxBatch ? { maxBatch } : {}),
+        maxBatch,
       })
     }
   }

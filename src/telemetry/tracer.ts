@@ -97,10 +97,7 @@ class RecordingSpan implements Span, FinishedSpan {
   }
 
   setAttributes(attributes: Attributes): this {
-    for (const key in attributes) {
-      const v = attributes[key]
-      if (v !== undefined && v !== null) this.setAttribute(key, v)
-    }
+    for (const key in attributes) this.setAttribute(key, attributes[key]!)
     return this
   }
 
@@ -168,31 +165,22 @@ export class GatewayTracer implements Tracer {
   constructor(private readonly sink: SpanSink) {}
 
   startSpan(name: string, options: SpanOptions = {}, ctx: Context = otelContext.active()): Span {
-    const parent = options.root ? undefined : trace.getSpanContext(ctx)
+    const given = options.root ? undefined : trace.getSpanContext(ctx)
+    const parent = given && trace.isSpanContextValid(given) ? given : undefined
     const spanId = this.ids.next()
-    if (parent && trace.isSpanContextValid(parent)) {
-      const context: SpanContext = {
-        traceId: parent.traceId,
-        spanId,
-        traceFlags: parent.traceFlags & TraceFlags.SAMPLED,
-        ...(parent.traceState ? { traceState: parent.traceState } : {}),
-      }
-      if (!(parent.traceFlags & TraceFlags.SAMPLED)) return trace.wrapSpanContext(context)
-      return new RecordingSpan(
-        this.sink,
-        context,
-        parent.spanId,
-        name,
-        options.kind ?? SpanKind.INTERNAL,
-        options.attributes,
-        options.startTime,
-      )
-    }
-    const context: SpanContext = { traceId: timeOrderedTraceId(), spanId, traceFlags: TraceFlags.SAMPLED }
+    const context: SpanContext = parent
+      ? {
+          traceId: parent.traceId,
+          spanId,
+          traceFlags: parent.traceFlags & TraceFlags.SAMPLED,
+          ...(parent.traceState ? { traceState: parent.traceState } : {}),
+        }
+      : { traceId: timeOrderedTraceId(), spanId, traceFlags: TraceFlags.SAMPLED }
+    if (!(context.traceFlags & TraceFlags.SAMPLED)) return trace.wrapSpanContext(context)
     return new RecordingSpan(
       this.sink,
       context,
-      undefined,
+      parent?.spanId,
       name,
       options.kind ?? SpanKind.INTERNAL,
       options.attributes,
