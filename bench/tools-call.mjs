@@ -64,6 +64,8 @@ const CASE_LABEL = {
   legacy: `gateway ${LEGACY} session`,
   modern: `gateway ${MODERN} stateless`,
 }
+/** Cases whose calls go through the gateway (and its pipeline counters). */
+const throughGateway = (kind) => kind === 'legacy' || kind === 'modern'
 
 /**
  * The upstream kinds. `direct` says how the direct case calls the upstream: `modern` sends the
@@ -610,7 +612,7 @@ async function main() {
 
       // In relay rows the "gw" columns describe the relay, which then has CPU 0 to itself.
       const gwPid = kind === 'relay' ? relay.pid : gateway.pid
-      const counted = kind !== 'direct' && kind !== 'relay'
+      const counted = throughGateway(kind)
       const upPid = upstream.pid
       const countersBefore = counted
         ? await promCounter(gatewayBase, 'gatehouse_tool_calls_total')
@@ -714,9 +716,7 @@ async function main() {
   if (relay) await stopChild(relay, 5000)
   await stopChild(upstream, 5000)
   const recorded = countRecorded(join(tmpRoot, 'data'))
-  const gatewayCalls = results
-    .filter((r) => r.case !== 'direct' && r.case !== 'relay')
-    .reduce((n, r) => n + r.ok, 0)
+  const gatewayCalls = results.filter((r) => throughGateway(r.case)).reduce((n, r) => n + r.ok, 0)
 
   // Ratios against the direct baseline of the same run and concurrency.
   for (const row of results) {
