@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
-import { createContext, type CallContext, type TraceContext } from '../context.js'
+import { randomUUID } from 'node:crypto'
+import { createContext, type CallContext, type Principal, type Role, type TraceContext } from '../context.js'
 import type { ApiKeyRecord, ApiKeyStore } from '../store/types.js'
 import { API_KEY_PREFIX, hashApiKey } from './api-keys.js'
 import { AuthError, type OidcVerifier, type VerifiedUser } from './oidc.js'
@@ -105,21 +106,45 @@ export class Authenticator {
   }
 }
 
+/** What every request made with one key shares: built once per cached key record, not per request. */
+interface KeyIdentity {
+  readonly principal: Principal
+  readonly roles: ReadonlySet<Role>
+  readonly expiresAtMs: number
+}
+const identities = new WeakMap<ApiKeyRecord, KeyIdentity>()
+
+function keyIdentity(record: ApiKeyRecord): KeyIdentity {
+  let id = identities.get(record)
+  if (!id) {
+    id = {
+      principal: Object.freeze({ kind: 'service' as const, id: record.id, name: record.name }),
+      roles: new Set([record.role]),
+      // An expiry that does not parse fails closed.
+      expiresAtMs: record.expiresAt ? Date.parse(record.expiresAt) || -Infinity : Infinity,
+    }
+    identities.set(record, id)
+  }
+  return id
+}
+
 function keyContext(record: ApiKeyRecord | undefined, meta: RequestMeta): CallContext {
   if (!record) throw new AuthError('unknown_key', 'invalid or expired API key')
-  if (record.expiresAt && record.expiresAt <= new Date().toISOString())
-    throw new AuthError('expired', 'invalid or expired API key')
-  return createContext({
+  const id = keyIdentity(record)
+  if (id.expiresAtMs <= Date.now()) throw new AuthError('expired', 'invalid or expired API key')
+  const ctx: CallContext = {
     tenant: record.tenant,
-    principal: { kind: 'service', id: record.id, name: record.name },
-    roles: [record.role],
+    principal: id.principal,
+    roles: id.roles,
     scopes: record.scopes,
     // A key created without scopes is limited by its role alone.
-    scopesEnforced: record.scopes.length > 0,
+    ...(record.scopes.length > 0 ? { scopesEnforced: true } : {}),
     operator: record.operator,
-    requestId: meta.requestId,
-    ...contextMeta(meta),
-  })
+    requestId: meta.requestId ?? randomUUID(),
+    trace: meta.trace ?? {},
+    ...(meta.signal ? { signal: meta.signal } : {}),
+  }
+  return ctx
 }
 
 function userContext(user: VerifiedUser, meta: RequestMeta): CallContext {

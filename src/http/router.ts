@@ -59,20 +59,38 @@ export interface Match {
 /** A tiny exact-segment router; the route table itself is data that tests iterate. */
 export class Router {
   private readonly compiled: Compiled[] = []
+  /** Routes without parameters, by path and then method: one map lookup for the common case. */
+  private readonly exact = new Map<string, Map<string, Compiled>>()
 
   constructor(readonly routes: readonly Route[]) {
     for (const r of routes) {
       const names: string[] = []
-      const src = r.path.replace(/\{([a-zA-Z_]+)\}/g, (_m, n: string) => {
-        names.push(n)
-        return '([^/]+)'
-      })
-      this.compiled.push({ ...r, re: new RegExp(`^${src}$`), names })
+      // Literal parts match literally (a `.` in `/.well-known` is a dot, not any character).
+      const src = r.path
+        .split(/(\{[a-zA-Z_]+\})/)
+        .map((part) => {
+          const param = /^\{([a-zA-Z_]+)\}$/.exec(part)
+          if (!param) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+          names.push(param[1]!)
+          return '([^/]+)'
+        })
+        .join('')
+      const c = { ...r, re: new RegExp(`^${src}$`), names }
+      // Only where no earlier route takes the same request: the scan below would find this one first.
+      const shadowed = this.compiled.some((e) => e.method === r.method && e.re.test(r.path))
+      this.compiled.push(c)
+      if (names.length === 0 && !shadowed) {
+        let byMethod = this.exact.get(r.path)
+        if (!byMethod) this.exact.set(r.path, (byMethod = new Map()))
+        byMethod.set(r.method, c)
+      }
     }
   }
 
   /** undefined: no such path; 'method': path exists with other methods. */
   match(method: string, pathname: string): Match | 'method' | undefined {
+    const exact = this.exact.get(pathname)?.get(method)
+    if (exact) return { route: exact, params: {} }
     let pathMatched = false
     for (const c of this.compiled) {
       const m = c.re.exec(pathname)
@@ -89,20 +107,24 @@ export class Router {
   }
 }
 
+/** `url` is parsed on first use: most requests (MCP calls) never need more than the path. */
 export function makeRouteRequest(
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  url: URL | (() => URL),
   params: Record<string, string>,
   ctx: CallContext,
   maxBodyBytes: number,
 ): RouteRequest {
   let cached: Promise<Buffer> | undefined
+  let parsed = typeof url === 'function' ? undefined : url
   const body = () => (cached ??= readBody(req, maxBodyBytes))
   return {
     req,
     res,
-    url,
+    get url() {
+      return (parsed ??= (url as () => URL)())
+    },
     params,
     ctx,
     body,

@@ -4,7 +4,7 @@ import type { RequestMeta } from '../auth/authenticator.js'
 import { AuthError } from '../auth/oidc.js'
 import { sourceOf } from '../auth/rate-limit.js'
 import type { GatewayAuth } from '../auth/setup.js'
-import { createContext, hasRole, type CallContext } from '../context.js'
+import { createContext, hasRole, type CallContext, type TraceContext } from '../context.js'
 import { GatewayError, toGatewayError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../telemetry/metrics.js'
@@ -24,6 +24,7 @@ export interface HttpServerOptions {
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8'
+const NO_TRACE: TraceContext = Object.freeze({})
 
 export function sendJson(
   res: ServerResponse,
@@ -50,6 +51,20 @@ export function sendError(res: ServerResponse, err: GatewayError): void {
   sendJson(res, err.httpStatus, err.toBody(), headers)
 }
 
+/**
+ * The path of a request target that needs no normalising (origin-form, no dot segments, no
+ * doubled or back slashes, no escapes): what `new URL()` would give, without building one.
+ * Anything else returns undefined and is parsed by the WHATWG URL parser.
+ */
+export function plainPath(target: string): string | undefined {
+  const q = target.indexOf('?')
+  const path = q < 0 ? target : target.slice(0, q)
+  if (path.charCodeAt(0) !== 47 /* / */ || !PLAIN_PATH.test(path)) return undefined
+  return path
+}
+/** Letters, digits and `-_~` between single slashes, with dots only inside a segment's name. */
+const PLAIN_PATH = /^(?:\/[A-Za-z0-9_~-]+(?:\.[A-Za-z0-9_~-]+)*)*\/?$/
+
 /** One HTTP listener for every surface: routing, the origin guard, authentication and roles. */
 export function createHttpServer(opts: HttpServerOptions): Server {
   const guard = createOriginGuard(opts.guard)
@@ -69,12 +84,15 @@ export function createHttpServer(opts: HttpServerOptions): Server {
     requestId: string,
   ): Promise<CallContext | undefined> => {
     const authorization = req.headers.authorization
+    const { traceparent, tracestate } = req.headers
     const meta: RequestMeta = {
       requestId,
-      trace: {
-        ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),
-        ...(typeof req.headers.tracestate === 'string' ? { tracestate: req.headers.tracestate } : {}),
-      },
+      trace:
+        typeof traceparent === 'string'
+          ? typeof tracestate === 'string'
+            ? { traceparent, tracestate }
+            : { traceparent }
+          : NO_TRACE,
       audiences: resource.audiencesFor(pathname),
     }
     // No source failed lately (the usual case): no address lookup at all.
@@ -120,11 +138,14 @@ export function createHttpServer(opts: HttpServerOptions): Server {
   }
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
-    const url = new URL(req.url ?? '/', 'http://gatehouse.invalid')
-    const match = opts.router.match(req.method ?? 'GET', url.pathname)
-    if (match === undefined) throw new GatewayError('not_found', `no route for ${url.pathname}`)
+    const target = req.url ?? '/'
+    let url: URL | undefined
+    const parseUrl = () => (url ??= new URL(target, 'http://gatehouse.invalid'))
+    const pathname = plainPath(target) ?? parseUrl().pathname
+    const match = opts.router.match(req.method ?? 'GET', pathname)
+    if (match === undefined) throw new GatewayError('not_found', `no route for ${pathname}`)
     if (match === 'method') {
-      throw new GatewayError('method_not_allowed', `method ${req.method} is not allowed on ${url.pathname}`)
+      throw new GatewayError('method_not_allowed', `method ${req.method} is not allowed on ${pathname}`)
     }
     const { route, params } = match
     guard(req)
@@ -141,12 +162,12 @@ export function createHttpServer(opts: HttpServerOptions): Server {
         requestId,
       })
     } else if (route.auth !== 'none') {
-      ctx = await authenticate(req, res, url.pathname, `${route.method} ${route.path}`, requestId)
+      ctx = await authenticate(req, res, pathname, `${route.method} ${route.path}`, requestId)
       if (!ctx) return 'auth'
       if (route.roles && !ctx.operator && !hasRole(ctx, ...route.roles)) {
         throw new GatewayError('forbidden', `this needs one of the roles: ${route.roles.join(', ')}`)
       }
-      const scope = ctx.scopesEnforced ? resource.scopeFor(url.pathname) : undefined
+      const scope = ctx.scopesEnforced ? resource.scopeFor(pathname) : undefined
       if (scope && !ctx.scopes.includes(scope)) {
         const scopes = resource.stepUpScopes(ctx, scope)
         sendJson(
@@ -155,12 +176,12 @@ export function createHttpServer(opts: HttpServerOptions): Server {
           new GatewayError('forbidden', `insufficient_scope: this needs the scope ${scope}`, {
             details: { error: 'insufficient_scope', required_scope: scope, scope: scopes.join(' ') },
           }).toBody(),
-          { 'www-authenticate': resource.insufficientScopeChallenge(url.pathname, scopes) },
+          { 'www-authenticate': resource.insufficientScopeChallenge(pathname, scopes) },
         )
         return 'auth'
       }
     }
-    const rr = makeRouteRequest(req, res, url, params, ctx as CallContext, opts.maxBodyBytes)
+    const rr = makeRouteRequest(req, res, url ?? parseUrl, params, ctx as CallContext, opts.maxBodyBytes)
     const reply = await route.handler(rr)
     if (reply) sendJson(res, reply.status ?? 200, reply.body, reply.headers)
     return `${route.method} ${route.path}`
@@ -168,12 +189,12 @@ export function createHttpServer(opts: HttpServerOptions): Server {
 
   return createServer((req, res) => {
     handle(req, res).then(
-      (route) => opts.metrics.httpRequests.inc({ route, status: String(res.statusCode) }),
+      (route) => opts.metrics.recordHttp(route, res.statusCode),
       (err: unknown) => {
         const ge = toGatewayError(err)
         if (ge.code === 'internal') opts.logger.error({ err, url: req.url }, 'request failed')
         sendError(res, ge)
-        opts.metrics.httpRequests.inc({ route: 'error', status: String(res.statusCode) })
+        opts.metrics.recordHttp('error', res.statusCode)
       },
     )
   })

@@ -66,9 +66,9 @@ const RESERVED_META = /^(progressToken$|io\.modelcontextprotocol\/)/
 
 function relayMeta(meta: Record<string, unknown> | undefined): JsonObject | undefined {
   if (!meta) return undefined
-  const out: JsonObject = {}
-  for (const [k, v] of Object.entries(meta)) if (!RESERVED_META.test(k)) out[k] = v
-  return Object.keys(out).length ? out : undefined
+  let out: JsonObject | undefined
+  for (const k in meta) if (!RESERVED_META.test(k)) (out ??= {})[k] = meta[k] as JsonObject[string]
+  return out
 }
 
 /** A 2026 client cannot be pushed a request; relaying a 2025 upstream's push to one is not built yet. */

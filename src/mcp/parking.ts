@@ -29,7 +29,11 @@ export type ParkedRun = (
  * that a 2026-era client can only answer through an input_required round trip.
  */
 class ParkedCall {
-  readonly id = PREFIX + randomUUID()
+  private ownId: string | undefined
+  /** Minted when the call first pauses (most calls never do). */
+  get id(): string {
+    return (this.ownId ??= PREFIX + randomUUID())
+  }
   readonly cancel = new Cancellation()
   private pending: Push | undefined
   private outcome: Outcome | undefined

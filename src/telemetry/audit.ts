@@ -22,6 +22,9 @@ export interface AuditWriterOptions {
  */
 export const auditId = (): string => uuidV7()
 
+/** What a batched write returns: the row is queued (no promise per call). */
+const QUEUED: Promise<void> = Promise.resolve()
+
 /** Fields that never hold caller data: ids the gateway made, times, hashes, enums. */
 const OPAQUE: ReadonlySet<string> = new Set([
   'id',
@@ -36,7 +39,8 @@ const OPAQUE: ReadonlySet<string> = new Set([
 /** A copy of the row with every other string field passed through `redact`. */
 export function redactAudit(e: AuditEvent, redact: (s: string) => string): AuditEvent {
   let out: AuditEvent | undefined
-  for (const [k, v] of Object.entries(e)) {
+  for (const k in e) {
+    const v = e[k as keyof AuditEvent]
     if (typeof v !== 'string' || OPAQUE.has(k)) continue
     const r = redact(v)
     if (r !== v) (out ??= { ...e })[k as 'target'] = r
@@ -89,9 +93,10 @@ export class AuditWriter {
     })
   }
 
-  async write(event: AuditEvent): Promise<void> {
+  write(event: AuditEvent): Promise<void> {
     if (!this.batch) return this.store.append([this.redact ? redactAudit(event, this.redact) : event])
     this.batch.push(event)
+    return QUEUED
   }
 
   /** Writes whatever is queued. */

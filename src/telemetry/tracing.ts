@@ -17,8 +17,10 @@ const propagator = new W3CTraceContextPropagator()
 /** A copy of the span with its name and string attributes passed through `redact` (ids and tenant stay). */
 export function redactSpan(s: SpanRecord, redact: (s: string) => string): SpanRecord {
   const attributes: SpanRecord['attributes'] = {}
-  for (const [k, v] of Object.entries(s.attributes))
+  for (const k in s.attributes) {
+    const v = s.attributes[k]!
     attributes[k] = typeof v === 'string' && k !== TENANT_ATTR ? redact(v) : v
+  }
   return { ...s, name: redact(s.name), attributes }
 }
 
