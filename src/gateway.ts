@@ -142,7 +142,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     logger,
     mode: config.auditMode,
     flushMs: config.auditFlushMs,
-    ...(scrub ? { redact: scrub } : {}),
+    ...(scrubber && scrub ? { redact: scrub, redactOnce: (s: string) => scrubber.string(s) } : {}),
   })
   const auth = await createAuth({ config, store, audit, logger })
   const authenticator = auth.authenticator

@@ -85,6 +85,8 @@ export class Registry {
   private readonly connections = new Map<string, { generation: number; conn: Upstream }>()
   private readonly servers = new Map<string, ServerEntry>()
   private readonly indexes = new Map<string, Promise<ToolIndex>>()
+  /** What each index promise resolved to, so a built index is read without awaiting. */
+  private readonly builtIndexes = new WeakMap<Promise<ToolIndex>, ToolIndex>()
 
   constructor(private readonly opts: RegistryOptions) {}
 
@@ -154,16 +156,26 @@ export class Registry {
   }
 
   /** The aggregated, filtered tool map of a tenant (or one virtual server), cached until a list changes. */
+  /** The current tool index when it is already built (the usual case): no promise to wait on. */
+  toolIndexNow(tenant: string, server?: string): ToolIndex | undefined {
+    const idx = this.indexes.get(`${tenant}/${server ?? ''}`)
+    return idx && this.builtIndexes.get(idx)
+  }
+
   async toolIndex(tenant: string, server?: string): Promise<ToolIndex> {
     const k = `${tenant}/${server ?? ''}`
     for (let attempt = 1; ; attempt++) {
       let idx = this.indexes.get(k)
       if (!idx) {
-        idx = this.buildToolIndex(tenant, server)
+        const building = this.buildToolIndex(tenant, server)
+        idx = building
         this.indexes.set(k, idx)
-        idx.catch(() => {
-          if (this.indexes.get(k) === idx) this.indexes.delete(k)
-        })
+        idx.then(
+          (built) => this.builtIndexes.set(building, built),
+          () => {
+            if (this.indexes.get(k) === building) this.indexes.delete(k)
+          },
+        )
       }
       const result = await idx
       // A list changed while this index was built: build again rather than serve a stale one.

@@ -62,8 +62,9 @@ export class Authenticator {
         )
       return userContext(await this.oidc.verify(token), meta)
     }
-    const record = await this.lookup(token)
-    return keyContext(record, meta)
+    const cached = this.cache.get(token)
+    if (cached !== undefined) return keyContext(cached || undefined, meta)
+    return keyContext(await this.lookup(token), meta)
   }
 
   /**

@@ -168,7 +168,11 @@ export class FastPath {
     if (key) this.inflight.set(key, ac)
     let message: JsonObject
     try {
-      const tool = (await this.opts.registry.toolIndex(scope.tenant, scope.server)).tools.get(call.name)
+      const { registry } = this.opts
+      const index =
+        registry.toolIndexNow(scope.tenant, scope.server) ??
+        (await registry.toolIndex(scope.tenant, scope.server))
+      const tool = index.tools.get(call.name)
       const result = tool
         ? await dispatchToolCall(this.opts, {
             ctx,
@@ -205,9 +209,14 @@ const GATEWAY_META: JsonObject = Object.freeze({ [SERVER_INFO_KEY]: GATEWAY_INFO
 /** 2026 results say they are complete and who answered, as the SDK path stamps them. */
 export function stampModern(result: JsonObject): JsonObject {
   const own = result._meta as JsonObject | undefined
-  const stamped: JsonObject = { ...result }
+  // Object.assign: a spread of a parsed result followed by writes is ~1 µs slower in V8.
+  const stamped: JsonObject = Object.assign({}, result)
   stamped.resultType ??= 'complete'
-  stamped._meta = own ? { ...own, [SERVER_INFO_KEY]: GATEWAY_INFO } : GATEWAY_META
+  if (own) {
+    const meta: JsonObject = Object.assign({}, own)
+    meta[SERVER_INFO_KEY] = GATEWAY_INFO
+    stamped._meta = meta
+  } else stamped._meta = GATEWAY_META
   return stamped
 }
 

@@ -226,7 +226,11 @@ export async function dispatchToolCall(
     return await deps.parking.start(
       owner,
       exposed,
-      (onRequest, signal) => run({ ...r.hooks, onRequest }, signal),
+      (onRequest, signal) => {
+        const hooks: CallHooks = Object.assign({}, r.hooks)
+        hooks.onRequest = onRequest
+        return run(hooks, signal)
+      },
       r.signal,
     )
   } catch (err) {

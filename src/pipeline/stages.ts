@@ -9,6 +9,7 @@ import {
   UpstreamRpcError,
   UpstreamUnavailableError,
   type JsonObject,
+  type RequestOptions,
 } from '../upstream/rpc.js'
 import type { Next, Stage, ToolCall } from './types.js'
 
@@ -176,23 +177,23 @@ export async function executeUpstream(call: ToolCall): Promise<JsonObject> {
   if (tool.invoke) return tool.invoke(call)
   try {
     // Trace context also travels in `_meta` (the MCP convention), so stdio upstreams see it too.
-    const meta = call.headers.traceparent
-      ? {
-          ...((call.extra._meta as JsonObject | undefined) ?? {}),
-          traceparent: call.headers.traceparent,
-          ...(call.headers.tracestate ? { tracestate: call.headers.tracestate } : {}),
-        }
-      : call.extra._meta
-    return await tool.connection.request(
-      'tools/call',
-      { ...call.extra, ...(meta ? { _meta: meta } : {}), name: tool.name, arguments: call.args },
-      {
-        headers: call.headers,
-        ...(call.credential ? { credential: call.credential } : {}),
-        ...(call.relay ? { hooks: call.relay } : {}),
-        ...(call.signal ? { signal: call.signal } : {}),
-      },
-    )
+    // Copies by Object.assign and then property writes: `{ ...obj, more }` takes a slow path in V8.
+    let meta = call.extra._meta as JsonObject | undefined
+    const { traceparent, tracestate } = call.headers
+    if (traceparent) {
+      meta = Object.assign({}, meta)
+      meta.traceparent = traceparent
+      if (tracestate) meta.tracestate = tracestate
+    }
+    const params: JsonObject = Object.assign({}, call.extra)
+    if (meta) params._meta = meta
+    params.name = tool.name
+    params.arguments = call.args
+    const options: Omit<RequestOptions, 'timeoutMs'> = { headers: call.headers }
+    if (call.credential) options.credential = call.credential
+    if (call.relay) options.hooks = call.relay
+    if (call.signal) options.signal = call.signal
+    return await tool.connection.request('tools/call', params, options)
   } catch (err) {
     if (err instanceof UpstreamRpcError) throw err
     if (err instanceof UpstreamUnavailableError) {

@@ -14,6 +14,12 @@ export interface AuditWriterOptions {
   maxBatch?: number
   /** Replaces PII and secrets in the string fields of a row before it is stored (src/policy/redact.ts). */
   redact?: (s: string) => string
+  /**
+   * The same redaction for values that never repeat (request ids), when `redact` is memoized:
+   * each would take a memo slot that is never hit, and keep it alive long enough to be promoted to
+   * the old generation of the heap. Defaults to `redact`.
+   */
+  redactOnce?: (s: string) => string
 }
 
 /**
@@ -37,12 +43,16 @@ const OPAQUE: ReadonlySet<string> = new Set([
 ])
 
 /** A copy of the row with every other string field passed through `redact`. */
-export function redactAudit(e: AuditEvent, redact: (s: string) => string): AuditEvent {
+export function redactAudit(
+  e: AuditEvent,
+  redact: (s: string) => string,
+  redactOnce: (s: string) => string = redact,
+): AuditEvent {
   let out: AuditEvent | undefined
   for (const k in e) {
     const v = e[k as keyof AuditEvent]
     if (typeof v !== 'string' || OPAQUE.has(k)) continue
-    const r = redact(v)
+    const r = k === 'requestId' ? redactOnce(v) : redact(v)
     if (r !== v) (out ??= { ...e })[k as 'target'] = r
   }
   return out ?? e
@@ -56,15 +66,24 @@ export function redactAudit(e: AuditEvent, redact: (s: string) => string): Audit
 export class AuditWriter {
   private readonly store: AuditStore
   private readonly batch: Batcher<AuditEvent> | undefined
-  private readonly redact: ((s: string) => string) | undefined
+  private readonly scrub: ((e: AuditEvent) => AuditEvent) | undefined
 
-  constructor({ store, logger, mode = 'batch', flushMs = 200, maxBatch = 1000, redact }: AuditWriterOptions) {
+  constructor({
+    store,
+    logger,
+    mode = 'batch',
+    flushMs = 200,
+    maxBatch = 1000,
+    redact,
+    redactOnce,
+  }: AuditWriterOptions) {
     this.store = store
-    this.redact = redact
+    const scrub = redact && ((e: AuditEvent) => redactAudit(e, redact, redactOnce ?? redact))
+    this.scrub = scrub
     if (mode === 'batch') {
       // Redaction runs on the batch, off the call's path.
       this.batch = new Batcher({
-        write: (events) => store.append(redact ? events.map((e) => redactAudit(e, redact)) : events),
+        write: (events) => store.append(scrub ? events.map(scrub) : events),
         logger,
         what: 'audit',
         flushMs,
@@ -94,7 +113,7 @@ export class AuditWriter {
   }
 
   write(event: AuditEvent): Promise<void> {
-    if (!this.batch) return this.store.append([this.redact ? redactAudit(event, this.redact) : event])
+    if (!this.batch) return this.store.append([this.scrub ? this.scrub(event) : event])
     this.batch.push(event)
     return QUEUED
   }

@@ -21,7 +21,10 @@ export function redactSpan(s: SpanRecord, redact: (s: string) => string): SpanRe
     const v = s.attributes[k]!
     attributes[k] = typeof v === 'string' && k !== TENANT_ATTR ? redact(v) : v
   }
-  return { ...s, name: redact(s.name), attributes }
+  const out: SpanRecord = Object.assign({}, s)
+  out.name = redact(s.name)
+  out.attributes = attributes
+  return out
 }
 
 /** A finished span as the span store keeps it: string, number and boolean attributes only. */

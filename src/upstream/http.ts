@@ -93,10 +93,11 @@ export class HttpTransport implements RpcTransport {
     let outParams = params
     const token = ro.hooks?.onProgress ? `gh-${id}` : undefined
     if (this.opts.era === MODERN || token) {
-      const meta: JsonObject = { ...((params?._meta as JsonObject) ?? {}) }
+      const meta: JsonObject = Object.assign({}, params?._meta as JsonObject | undefined)
       if (this.opts.era === MODERN) Object.assign(meta, this.opts.envelope)
       if (token) meta.progressToken = token
-      outParams = { ...params, _meta: meta }
+      outParams = Object.assign({}, params)
+      outParams._meta = meta
     }
     const headers = this.headersFor(method, params, ro.headers)
     const body = JSON.stringify({ jsonrpc: '2.0', id, method, ...(outParams ? { params: outParams } : {}) })
@@ -214,13 +215,14 @@ export class HttpTransport implements RpcTransport {
     params: JsonObject | undefined,
     extra: Record<string, string> | undefined,
   ): Record<string, string> {
-    const h: Record<string, string> = {
-      ...this.opts.headers,
-      ...this.opts.dynamicHeaders?.(),
-      ...extra,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    }
+    const h: Record<string, string> = Object.assign(
+      {},
+      this.opts.headers,
+      this.opts.dynamicHeaders?.(),
+      extra,
+    )
+    h['content-type'] = 'application/json'
+    h.accept = 'application/json, text/event-stream'
     if (this.protocolVersion) h['mcp-protocol-version'] = this.protocolVersion
     if (this.sessionId) h['mcp-session-id'] = this.sessionId
     if (this.opts.era === MODERN && method) {

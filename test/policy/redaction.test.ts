@@ -4,7 +4,7 @@ import { systemContext } from '../../src/context.js'
 import { createLogger } from '../../src/log.js'
 import { ibanValid, luhnValid, Redactor } from '../../src/policy/redact.js'
 import { openSqliteStore } from '../../src/store/sqlite/index.js'
-import { AuditWriter } from '../../src/telemetry/audit.js'
+import { AuditWriter, redactAudit } from '../../src/telemetry/audit.js'
 import { Telemetry } from '../../src/telemetry/tracing.js'
 import { httpConnector, mcpHeaders, startTestGateway, textOf, type TestGateway } from '../helpers/gateway.js'
 import { startPolicyUpstream, type PolicyUpstream } from './upstream.js'
@@ -180,6 +180,39 @@ describe('memoized redaction', () => {
   })
 })
 
+describe('audit rows: which redaction each field takes', () => {
+  it('request ids (never repeated) bypass the memo; opaque fields are not redacted at all', () => {
+    const memo: string[] = []
+    const once: string[] = []
+    const row = redactAudit(
+      {
+        id: 'id-1',
+        tenant: 'default',
+        at: '2026-11-24T00:00:00.000Z',
+        principal: 'key-1',
+        principalKind: 'service',
+        action: 'tool.call',
+        target: 'crm/find',
+        outcome: 'error',
+        errorCode: 'tool_error',
+        argsHash: 'ab'.repeat(32),
+        requestId: 'req-1',
+        traceId: 'cd'.repeat(16),
+      },
+      (s) => (memo.push(s), s.toUpperCase()),
+      (s) => (once.push(s), `once:${s}`),
+    )
+    expect(once).toEqual(['req-1'])
+    expect(memo.sort()).toEqual(['crm/find', 'key-1', 'tool.call', 'tool_error'])
+    expect(row).toMatchObject({
+      requestId: 'once:req-1',
+      principal: 'KEY-1',
+      id: 'id-1',
+      argsHash: 'ab'.repeat(32),
+    })
+  })
+})
+
 describe('audit rows, spans and logs never keep a detected value (property, seeded)', () => {
   it('scrubs what reaches the audit store, the span store and the log', async () => {
     const store = openSqliteStore({ path: ':memory:' })
@@ -201,6 +234,7 @@ describe('audit rows, spans and logs never keep a detected value (property, seed
       mode: 'batch',
       flushMs: 10_000,
       redact: scrub,
+      redactOnce: (s) => redactor.string(s),
     })
     const telemetry = new Telemetry({ spans: store.spans, logger, flushMs: 10_000, redact: scrub })
     const all: string[] = []
