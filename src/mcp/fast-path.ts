@@ -33,7 +33,8 @@ export interface FastSession {
   logLevel: string | undefined
   /** Where the session's SSE events go (in memory, or the shared store on replicas). */
   events: EventStore
-  lastSeen: number
+  /** The session was used now (idle expiry starts again). */
+  touch(): void
 }
 
 const SEVERITY = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency']
@@ -140,7 +141,7 @@ export class FastPath {
     ) {
       return false
     }
-    s.lastSeen = Date.now()
+    s.touch()
     await this.run(res, ctx, scope, call, false, sid, s.events, s.logLevel)
     return true
   }

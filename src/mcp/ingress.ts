@@ -73,9 +73,41 @@ interface Session {
   subscriptions: Set<string>
   logLevel?: string
   events: EventStore
+  /** What the fast path sees of it, made once the client's capabilities are known. */
+  view?: SessionView
   /** Shared sessions: when the store last said the session is live, and when its expiry was last moved on. */
   checkedAt: number
   touchedAt: number
+}
+
+/**
+ * The fast path's view of a session: one per session, reading the session's live fields (a
+ * literal with accessors per request would be built on V8's slow path, docs/architecture.md).
+ */
+class SessionView implements FastSession {
+  constructor(
+    private readonly s: Session,
+    readonly relaysRequests: boolean,
+  ) {}
+
+  get id(): string {
+    return this.s.id
+  }
+  get scope(): Scope {
+    return this.s.scope
+  }
+  get owner(): string {
+    return this.s.owner
+  }
+  get logLevel(): string | undefined {
+    return this.s.logLevel
+  }
+  get events(): EventStore {
+    return this.s.events
+  }
+  touch(): void {
+    this.s.lastSeen = Date.now()
+  }
 }
 
 const STANDALONE_STREAM = '_GET_stream'
@@ -677,22 +709,10 @@ export class McpIngress {
   private fastSession(id: string): FastSession | undefined {
     const s = this.sessions.get(id)
     if (!s) return undefined
+    if (s.view) return s.view
     const caps = s.server.getClientCapabilities()
     if (!caps) return undefined
-    return {
-      id,
-      scope: s.scope,
-      owner: s.owner,
-      relaysRequests: Boolean(caps.elicitation || caps.sampling || caps.roots),
-      logLevel: s.logLevel,
-      events: s.events,
-      get lastSeen() {
-        return s.lastSeen
-      },
-      set lastSeen(v: number) {
-        s.lastSeen = v
-      },
-    }
+    return (s.view = new SessionView(s, Boolean(caps.elicitation || caps.sampling || caps.roots)))
   }
 
   private modernHandler(scope: Scope): McpHttpHandler {
