@@ -25,18 +25,17 @@ interface Metric<L extends string> {
   registers: readonly { registerMetric(metric: never): void }[]
 }
 
-/** The handle of one label set of a BoundCounter. */
-export interface CounterChild {
-  inc(by?: number): void
-}
-
-export class BoundCounter<L extends string> {
+/**
+ * What both kinds share: the name, help and label names prom-client prints, registration, and one
+ * cell of state per label set, made on first use and kept (label sets are bounded by the caller).
+ */
+abstract class BoundMetric<L extends string, Cell extends { labels: Labels<L> }> {
   readonly name: string
   readonly help: string
-  readonly type = 'counter' as const
   readonly aggregator = 'sum' as const
+  abstract readonly type: 'counter' | 'histogram'
+  protected readonly cells = new Map<string, Cell>()
   private readonly labelNames: readonly L[]
-  private readonly children = new Map<string, { labels: Labels<L>; value: number }>()
 
   constructor(opts: Metric<L>) {
     this.name = opts.name
@@ -45,12 +44,41 @@ export class BoundCounter<L extends string> {
     for (const r of opts.registers) r.registerMetric(this as never)
   }
 
+  protected abstract newCell(labels: Labels<L>): Cell
+
+  /** The cell for these label values (in `labelNames` order). */
+  protected cell(values: readonly string[]): Cell {
+    const key = values.join('\u0000')
+    let c = this.cells.get(key)
+    if (!c) this.cells.set(key, (c = this.newCell(labelsOf(this.labelNames, values))))
+    return c
+  }
+
+  reset(): void {
+    this.cells.clear()
+  }
+}
+
+/** The handle of one label set of a BoundCounter. */
+export interface CounterChild {
+  inc(by?: number): void
+}
+
+interface CounterCell<L extends string> {
+  labels: Labels<L>
+  value: number
+}
+
+export class BoundCounter<L extends string> extends BoundMetric<L, CounterCell<L>> {
+  readonly type = 'counter' as const
+
+  protected newCell(labels: Labels<L>): CounterCell<L> {
+    return { labels, value: 0 }
+  }
+
   /** The child for these label values (in `labelNames` order), made on first use. */
   child(...values: string[]): CounterChild {
-    const key = values.join('\u0000')
-    let c = this.children.get(key)
-    if (!c) this.children.set(key, (c = { labels: labelsOf(this.labelNames, values), value: 0 }))
-    const cell = c
+    const cell = this.cell(values)
     return {
       inc(by = 1) {
         cell.value += by
@@ -64,12 +92,8 @@ export class BoundCounter<L extends string> {
       help: this.help,
       type: this.type,
       aggregator: this.aggregator,
-      values: [...this.children.values()].map((c) => ({ labels: { ...c.labels }, value: c.value })),
+      values: [...this.cells.values()].map((c) => ({ labels: { ...c.labels }, value: c.value })),
     }
-  }
-
-  reset(): void {
-    this.children.clear()
   }
 }
 
@@ -78,45 +102,34 @@ export interface HistogramChild {
   observe(value: number): void
 }
 
-export class BoundHistogram<L extends string> {
-  readonly name: string
-  readonly help: string
+interface HistogramCell<L extends string> {
+  labels: Labels<L>
+  /** Observations per bucket (not cumulative; the scrape adds them up). */
+  counts: Float64Array
+  sum: number
+  count: number
+}
+
+export class BoundHistogram<L extends string> extends BoundMetric<L, HistogramCell<L>> {
   readonly type = 'histogram' as const
-  readonly aggregator = 'sum' as const
-  private readonly labelNames: readonly L[]
   private readonly buckets: readonly number[]
-  private readonly children = new Map<
-    string,
-    { labels: Labels<L>; counts: Float64Array; sum: number; count: number }
-  >()
 
   constructor(opts: Metric<L> & { buckets: readonly number[] }) {
-    this.name = opts.name
-    this.help = opts.help
-    this.labelNames = opts.labelNames
+    super(opts)
     this.buckets = [...opts.buckets].sort((a, b) => a - b)
-    for (const r of opts.registers) r.registerMetric(this as never)
+  }
+
+  protected newCell(labels: Labels<L>): HistogramCell<L> {
+    return { labels, counts: new Float64Array(this.buckets.length), sum: 0, count: 0 }
   }
 
   child(...values: string[]): HistogramChild {
-    const key = values.join('\u0000')
-    let c = this.children.get(key)
-    if (!c) {
-      c = {
-        labels: labelsOf(this.labelNames, values),
-        counts: new Float64Array(this.buckets.length),
-        sum: 0,
-        count: 0,
-      }
-      this.children.set(key, c)
-    }
-    const cell = c
+    const cell = this.cell(values)
     const buckets = this.buckets
     return {
       observe(value) {
         cell.sum += value
         cell.count++
-        // Counts per bucket (not cumulative); the scrape adds them up.
         for (let i = 0; i < buckets.length; i++) {
           if (value <= buckets[i]!) {
             cell.counts[i]!++
@@ -129,35 +142,17 @@ export class BoundHistogram<L extends string> {
 
   async get(): Promise<Exposition> {
     const values: Exposition['values'] = []
-    for (const c of this.children.values()) {
+    for (const c of this.cells.values()) {
       let cumulative = 0
       this.buckets.forEach((le, i) => {
         cumulative += c.counts[i]!
-        values.push({
-          metricName: `${this.name}_bucket`,
-          labels: { le, ...c.labels },
-          value: cumulative,
-        })
+        values.push({ metricName: `${this.name}_bucket`, labels: { le, ...c.labels }, value: cumulative })
       })
-      values.push({
-        metricName: `${this.name}_bucket`,
-        labels: { le: '+Inf', ...c.labels },
-        value: c.count,
-      })
+      values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf', ...c.labels }, value: c.count })
       values.push({ metricName: `${this.name}_sum`, labels: { ...c.labels }, value: c.sum })
       values.push({ metricName: `${this.name}_count`, labels: { ...c.labels }, value: c.count })
     }
-    return {
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      aggregator: this.aggregator,
-      values,
-    }
-  }
-
-  reset(): void {
-    this.children.clear()
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
 }
 
