@@ -9,7 +9,7 @@ import { GatewayError, toGatewayError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../telemetry/metrics.js'
 import { createOriginGuard, type OriginGuardOptions } from './guard.js'
-import { makeRouteRequest, type Router } from './router.js'
+import { makeRouteRequest, type Route, type Router } from './router.js'
 
 export interface HttpServerOptions {
   router: Router
@@ -64,6 +64,14 @@ export function plainPath(target: string): string | undefined {
 }
 /** Letters, digits and `-_~` between single slashes, with dots only inside a segment's name. */
 const PLAIN_PATH = /^(?:\/[A-Za-z0-9_~-]+(?:\.[A-Za-z0-9_~-]+)*)*\/?$/
+
+/** `METHOD /path/{param}`: the route's metrics label, made once per route. */
+const labels = new WeakMap<Route, string>()
+function routeLabel(route: Route): string {
+  let l = labels.get(route)
+  if (l === undefined) labels.set(route, (l = `${route.method} ${route.path}`))
+  return l
+}
 
 /** One HTTP listener for every surface: routing, the origin guard, authentication and roles. */
 export function createHttpServer(opts: HttpServerOptions): Server {
@@ -184,7 +192,7 @@ export function createHttpServer(opts: HttpServerOptions): Server {
     const rr = makeRouteRequest(req, res, url ?? parseUrl, params, ctx as CallContext, opts.maxBodyBytes)
     const reply = await route.handler(rr)
     if (reply) sendJson(res, reply.status ?? 200, reply.body, reply.headers)
-    return `${route.method} ${route.path}`
+    return routeLabel(route)
   }
 
   return createServer((req, res) => {

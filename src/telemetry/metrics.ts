@@ -12,13 +12,14 @@ export class Metrics {
   /** Label-bound children, cached by their label values. */
   private readonly callChildren = new Map<string, CounterChild>()
   private readonly latencyChildren = new Map<string, HistogramChild>()
-  private readonly httpChildren = new Map<string, CounterChild>()
+  private readonly httpChildren = new Map<string, Map<number, CounterChild>>()
 
   /** Counts one answered HTTP request by its route pattern (a bounded set) and status. */
   recordHttp(route: string, status: number): void {
-    const k = `${route}\u0000${status}`
-    let c = this.httpChildren.get(k)
-    if (!c) this.httpChildren.set(k, (c = this.httpRequests.child(route, String(status))))
+    let byStatus = this.httpChildren.get(route)
+    if (!byStatus) this.httpChildren.set(route, (byStatus = new Map()))
+    let c = byStatus.get(status)
+    if (!c) byStatus.set(status, (c = this.httpRequests.child(route, String(status))))
     c.inc()
   }
 

@@ -27,12 +27,22 @@ export function redactSpan(s: SpanRecord, redact: (s: string) => string): SpanRe
   return out
 }
 
+const storable = (v: unknown): v is string | number | boolean =>
+  typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'
+
 /** A finished span as the span store keeps it: string, number and boolean attributes only. */
 function toRecord(span: FinishedSpan): SpanRecord {
-  const attributes: SpanRecord['attributes'] = {}
+  // An ended span's attributes no longer change: kept as they are unless a value must be dropped.
+  let attributes = span.attributes as SpanRecord['attributes']
   for (const k in span.attributes) {
-    const v = span.attributes[k]
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') attributes[k] = v
+    if (!storable(span.attributes[k])) {
+      attributes = {}
+      for (const j in span.attributes) {
+        const v = span.attributes[j]
+        if (storable(v)) attributes[j] = v
+      }
+      break
+    }
   }
   return {
     traceId: span.context.traceId,

@@ -146,4 +146,24 @@ describe('GatewayTracer', () => {
     await telemetry.close()
     await store.close()
   })
+
+  it('the span store keeps string, number and boolean attributes and drops arrays', async () => {
+    const kept: unknown[] = []
+    const telemetry = new Telemetry({
+      spans: { append: async (r) => void kept.push(...r), listTrace: async () => [], recent: async () => [] },
+      logger: createLogger('silent'),
+      flushMs: 60_000,
+    })
+    const plain = telemetry.tracer.startSpan('plain', { attributes: { a: 'x', n: 1, b: false } })
+    plain.end()
+    const mixed = telemetry.tracer.startSpan('mixed', { attributes: { a: 'x', list: ['p', 'q'], n: 2 } })
+    mixed.end()
+    await telemetry.flush()
+    expect(kept).toMatchObject([
+      { name: 'plain', attributes: { a: 'x', n: 1, b: false } },
+      { name: 'mixed', attributes: { a: 'x', n: 2 } },
+    ])
+    expect((kept[1] as { attributes: object }).attributes).not.toHaveProperty('list')
+    await telemetry.close()
+  })
 })
