@@ -46,6 +46,7 @@ export interface CallContext {
 export interface ContextInit {
   tenant: string
   principal: Principal
+  /** A Set given here is kept as the context's (contexts never change their roles); anything else is copied into one. */
   roles?: Iterable<Role>
   scopes?: readonly string[]
   scopesEnforced?: boolean
@@ -59,7 +60,7 @@ export function createContext(init: ContextInit): CallContext {
   return {
     tenant: init.tenant,
     principal: init.principal,
-    roles: new Set(init.roles ?? []),
+    roles: init.roles instanceof Set ? init.roles : new Set(init.roles ?? []),
     scopes: init.scopes ?? [],
     ...(init.scopesEnforced ? { scopesEnforced: true } : {}),
     operator: init.operator ?? false,

@@ -155,13 +155,13 @@ export class Registry {
     })
   }
 
-  /** The aggregated, filtered tool map of a tenant (or one virtual server), cached until a list changes. */
   /** The current tool index when it is already built (the usual case): no promise to wait on. */
   toolIndexNow(tenant: string, server?: string): ToolIndex | undefined {
     const idx = this.indexes.get(`${tenant}/${server ?? ''}`)
     return idx && this.builtIndexes.get(idx)
   }
 
+  /** The aggregated, filtered tool map of a tenant (or one virtual server), cached until a list changes. */
   async toolIndex(tenant: string, server?: string): Promise<ToolIndex> {
     const k = `${tenant}/${server ?? ''}`
     for (let attempt = 1; ; attempt++) {

@@ -1,5 +1,4 @@
 import { LRUCache } from 'lru-cache'
-import { randomUUID } from 'node:crypto'
 import { createContext, type CallContext, type Principal, type Role, type TraceContext } from '../context.js'
 import type { ApiKeyRecord, ApiKeyStore } from '../store/types.js'
 import { API_KEY_PREFIX, hashApiKey } from './api-keys.js'
@@ -133,19 +132,17 @@ function keyContext(record: ApiKeyRecord | undefined, meta: RequestMeta): CallCo
   if (!record) throw new AuthError('unknown_key', 'invalid or expired API key')
   const id = keyIdentity(record)
   if (id.expiresAtMs <= Date.now()) throw new AuthError('expired', 'invalid or expired API key')
-  const ctx: CallContext = {
+  return createContext({
     tenant: record.tenant,
     principal: id.principal,
     roles: id.roles,
     scopes: record.scopes,
     // A key created without scopes is limited by its role alone.
-    ...(record.scopes.length > 0 ? { scopesEnforced: true } : {}),
+    scopesEnforced: record.scopes.length > 0,
     operator: record.operator,
-    requestId: meta.requestId ?? randomUUID(),
-    trace: meta.trace ?? {},
-    ...(meta.signal ? { signal: meta.signal } : {}),
-  }
-  return ctx
+    requestId: meta.requestId,
+    ...contextMeta(meta),
+  })
 }
 
 function userContext(user: VerifiedUser, meta: RequestMeta): CallContext {

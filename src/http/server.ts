@@ -170,7 +170,7 @@ export function createHttpServer(opts: HttpServerOptions): Server {
         requestId,
       })
     } else if (route.auth !== 'none') {
-      ctx = await authenticate(req, res, pathname, `${route.method} ${route.path}`, requestId)
+      ctx = await authenticate(req, res, pathname, routeLabel(route), requestId)
       if (!ctx) return 'auth'
       if (route.roles && !ctx.operator && !hasRole(ctx, ...route.roles)) {
         throw new GatewayError('forbidden', `this needs one of the roles: ${route.roles.join(', ')}`)

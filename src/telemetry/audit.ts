@@ -78,7 +78,7 @@ export class AuditWriter {
     redactOnce,
   }: AuditWriterOptions) {
     this.store = store
-    const scrub = redact && ((e: AuditEvent) => redactAudit(e, redact, redactOnce ?? redact))
+    const scrub = redact && ((e: AuditEvent) => redactAudit(e, redact, redactOnce))
     this.scrub = scrub
     if (mode === 'batch') {
       // Redaction runs on the batch, off the call's path.

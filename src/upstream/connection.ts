@@ -176,7 +176,7 @@ export class UpstreamConnection implements Upstream {
     ro: Omit<RequestOptions, 'timeoutMs'> & { timeoutMs?: number },
   ): Promise<JsonObject> {
     // Object.assign, not `{ ...ro, timeoutMs }`: V8 takes a slow path for a spread followed by
-    // more properties (~1 µs per call here; docs/architecture.md, "Hot-path object copies").
+    // more properties (~1 µs per call on Node 20; docs/architecture.md, "Hot-path rules").
     const opts = Object.assign({}, ro) as RequestOptions
     opts.timeoutMs ??= this.timeoutMs
     const live = this.live ?? (await this.ensure())
