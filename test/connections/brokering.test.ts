@@ -11,12 +11,12 @@ import {
   connectThroughTool,
   connectUrlOf,
   finishFlow,
+  startBrokeringPeers,
   startFlow as startFlowAt,
+  whoami as whoamiAs,
 } from '../helpers/connections.js'
-import { startOAuthProvider, type TestOAuthProvider } from '../helpers/oauth-provider.js'
+import type { TestOAuthProvider } from '../helpers/oauth-provider.js'
 import { agentManifests } from '../runs/manifests.js'
-// @ts-expect-error — plain JS fixture
-import { startBearerUpstream } from '../fixtures/bearer-upstream.mjs'
 
 /**
  * Token brokering end to end (docs/connections.md): a real OAuth provider (oidc-provider) on
@@ -75,37 +75,18 @@ const startFlow = (url: string, user: string, headers: Record<string, string> = 
   startFlowAt(provider, url, user, headers)
 const connect = (key: string, tool: string, user: string) => connectThroughTool(gw, provider, key, tool, user)
 
-const whoami = async (key: string, g: TestGateway = gw) => {
-  const r = await callTool(key, 'up__whoami', g)
-  expect(r.isError, textOf(r)).toBeFalsy()
-  return JSON.parse(textOf(r)) as { sub: string; scope: string; aud: string }
-}
+const whoami = (key: string, g: TestGateway = gw) => whoamiAs(g, key)
 
 beforeAll(async () => {
   gw = await startTestGateway({
     config: { allowPrivateNetwork: true, tokenRefreshSkewMs: 0, logLevel: 'debug' },
     logger: createLogger('debug', logs),
   })
-  provider = await startOAuthProvider({
-    clients: [
-      {
-        client_id: 'gatehouse',
-        client_secret: SECRET,
-        redirect_uris: [`${gw.url}/oauth/callback`],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'client_secret_basic',
-      },
-    ],
-  })
-  provider.provider.on('grant.success', (ctx) => {
-    if ((ctx.oidc.params as { grant_type?: string }).grant_type === 'refresh_token') refreshGrants++
-  })
-  upstream = await startBearerUpstream({
-    issuer: provider.issuer,
-    jwksUri: `${provider.issuer}/jwks`,
-    scopes: ['mcp:read'],
-  })
+  ;({ provider, upstream } = await startBrokeringPeers<Upstream>({
+    secret: SECRET,
+    gatewayUrl: gw.url,
+    onRefresh: () => refreshGrants++,
+  }))
   for (const [name, tenant] of [
     ['alice', 'acme'],
     ['bob', 'acme'],

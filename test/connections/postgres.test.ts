@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { systemContext } from '../../src/context.js'
-import { callTool, connectThroughTool } from '../helpers/connections.js'
-import { startTestGateway, textOf, type TestGateway } from '../helpers/gateway.js'
-import { startOAuthProvider, type TestOAuthProvider } from '../helpers/oauth-provider.js'
+import { connectThroughTool, startBrokeringPeers, whoami as whoamiAs } from '../helpers/connections.js'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import type { TestOAuthProvider } from '../helpers/oauth-provider.js'
 import { usePostgres } from '../helpers/postgres.js'
-// @ts-expect-error — plain JS fixture
-import { startBearerUpstream } from '../fixtures/bearer-upstream.mjs'
 
 /**
  * Token brokering on two replicas of one PostgreSQL: a connection made through one replica is
@@ -27,36 +25,17 @@ let upstream: { url: string; seen: { subjects: Map<string, string> }; close(): P
 let refreshGrants = 0
 let key = ''
 
-const whoami = async (g: TestGateway) => {
-  const r = await callTool(g, key, 'up__whoami')
-  expect(r.isError, textOf(r)).toBeFalsy()
-  return JSON.parse(textOf(r)) as { sub: string }
-}
+const whoami = (g: TestGateway) => whoamiAs(g, key)
 
 beforeAll(async () => {
   if (!pgsql.ready()) return // every test fails with the start-up error instead
   const config = { databaseUrl: pgsql.url(), allowPrivateNetwork: true, tokenRefreshSkewMs: 0 }
   a = await startTestGateway({ config })
-  provider = await startOAuthProvider({
-    clients: [
-      {
-        client_id: 'gatehouse',
-        client_secret: SECRET,
-        redirect_uris: [`${a.url}/oauth/callback`],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'client_secret_basic',
-      },
-    ],
-  })
-  provider.provider.on('grant.success', (ctx) => {
-    if ((ctx.oidc.params as { grant_type?: string }).grant_type === 'refresh_token') refreshGrants++
-  })
-  upstream = await startBearerUpstream({
-    issuer: provider.issuer,
-    jwksUri: `${provider.issuer}/jwks`,
-    scopes: ['mcp:read'],
-  })
+  ;({ provider, upstream } = await startBrokeringPeers<typeof upstream>({
+    secret: SECRET,
+    gatewayUrl: a.url,
+    onRefresh: () => refreshGrants++,
+  }))
   key = (await a.api('POST', '/v1/admin/keys', { tenant: 'acme', role: 'member' })).body.key
   await a.apply(`
 apiVersion: gatehouse/v1

@@ -1,6 +1,8 @@
 import { expect } from 'vitest'
 import { textOf, type TestGateway } from './gateway.js'
-import type { TestOAuthProvider } from './oauth-provider.js'
+import { startOAuthProvider, type TestOAuthProvider } from './oauth-provider.js'
+// @ts-expect-error — plain JS fixture
+import { startBearerUpstream } from '../fixtures/bearer-upstream.mjs'
 
 /** Calls a tool as `key` over MCP (a client that declares no URL elicitation). */
 export async function callTool(
@@ -58,4 +60,44 @@ export async function connectThroughTool(
   const { callback, cookie } = await startFlow(provider, connectUrlOf(await callTool(g, key, tool)), user)
   const done = await finishFlow(callback, { cookie })
   expect(done.status, JSON.stringify(done.body)).toBe(200)
+}
+
+/**
+ * The two parties of a brokered connector: an OAuth provider with the gateway's confidential
+ * client `gatehouse` (redirecting to `gatewayUrl`), and an upstream MCP server that requires its
+ * bearer tokens (scope `mcp:read`). `onRefresh` is told of every refresh-token grant.
+ */
+export async function startBrokeringPeers<U>(opts: {
+  secret: string
+  gatewayUrl: string
+  onRefresh: () => void
+}): Promise<{ provider: TestOAuthProvider; upstream: U }> {
+  const provider = await startOAuthProvider({
+    clients: [
+      {
+        client_id: 'gatehouse',
+        client_secret: opts.secret,
+        redirect_uris: [`${opts.gatewayUrl}/oauth/callback`],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    ],
+  })
+  provider.provider.on('grant.success', (ctx) => {
+    if ((ctx.oidc.params as { grant_type?: string }).grant_type === 'refresh_token') opts.onRefresh()
+  })
+  const upstream = (await startBearerUpstream({
+    issuer: provider.issuer,
+    jwksUri: `${provider.issuer}/jwks`,
+    scopes: ['mcp:read'],
+  })) as U
+  return { provider, upstream }
+}
+
+/** Calls the bearer upstream's `whoami` as `key`: the identity the upstream saw. */
+export async function whoami(g: TestGateway, key: string) {
+  const r = await callTool(g, key, 'up__whoami')
+  expect(r.isError, textOf(r)).toBeFalsy()
+  return JSON.parse(textOf(r)) as { sub: string; scope: string; aud: string }
 }
