@@ -11,13 +11,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
 import { CLK_TCK } from './lib/proc.mjs'
 
 const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/src')
 const { openSqliteStore } = await import(`${DIST}/store/sqlite/index.js`)
 const { Telemetry } = await import(`${DIST}/telemetry/tracing.js`)
 const { Metrics } = await import(`${DIST}/telemetry/metrics.js`)
-const { AuditWriter } = await import(`${DIST}/telemetry/audit.js`)
+const { CallLog } = await import(`${DIST}/telemetry/call-log.js`)
 const { observeStage } = await import(`${DIST}/pipeline/stages.js`)
 const { Redactor } = await import(`${DIST}/policy/redact.js`)
 const { createContext } = await import(`${DIST}/context.js`)
@@ -31,12 +32,12 @@ const store = openSqliteStore({ path: join(dir, 'gatehouse.db') })
 const redactor = new Redactor({ mode: 'hash', hashKey: 'bench' })
 const scrub = process.argv.includes('--no-redact') ? undefined : redactor.memoized()
 const telemetry = new Telemetry({ spans: store.spans, logger, ...(scrub ? { redact: scrub } : {}) })
-const audit = new AuditWriter({
-  store: store.audit,
+const calls = new CallLog({
+  store: store.calls,
   logger,
   ...(scrub ? { redact: scrub, redactOnce: (s) => redactor.string(s) } : {}),
 })
-const stage = observeStage({ telemetry, metrics: new Metrics(), audit })
+const stage = observeStage({ telemetry, metrics: new Metrics(), calls })
 const ctx = createContext({
   tenant: 'default',
   principal: { kind: 'service', id: 'k_8f2a1c9e0b7d4e6f', name: 'admin' },
@@ -49,8 +50,7 @@ const next = async () => result
 async function run(n) {
   for (let i = 0; i < n; i++)
     await stage({ ctx, tool, args: { text: 'hello' }, extra: {}, headers: {} }, next)
-  await audit.flush()
-  await telemetry.flush()
+  await calls.flush()
 }
 
 /** utime+stime per thread, in µs. */
@@ -78,7 +78,12 @@ for (const [t, a] of threads()) {
 console.log(
   `observe stage, ${N} calls${scrub ? '' : ' (no redaction)'}: ${((cpu.user + cpu.system) / N).toFixed(2)} µs CPU per call, all threads; by thread ${by.join(' ')}`,
 )
-await audit.close()
+await calls.close()
 await telemetry.close()
 await store.close()
+// What the run wrote (warm-up included): a check that every call left its rows.
+const db = new Database(join(dir, 'gatehouse.db'), { readonly: true })
+const count = (t) => db.prepare(`SELECT count(*) AS n FROM ${t}`).get().n
+console.log(`rows written: ${count('audit_events')} audit rows, ${count('spans')} spans`)
+db.close()
 rmSync(dir, { recursive: true, force: true })

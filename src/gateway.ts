@@ -73,6 +73,7 @@ import { openPgStore } from './store/pg/index.js'
 import { openSqliteStore } from './store/sqlite/index.js'
 import type { ResourceRecord, Store } from './store/types.js'
 import { AuditWriter } from './telemetry/audit.js'
+import { CallLog } from './telemetry/call-log.js'
 import { Metrics } from './telemetry/metrics.js'
 import { Telemetry } from './telemetry/tracing.js'
 import { localKeyProvider, type KeyProvider } from './vault/envelope.js'
@@ -142,6 +143,14 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     logger,
     mode: config.auditMode,
     flushMs: config.auditFlushMs,
+    ...(scrubber && scrub ? { redact: scrub, redactOnce: (s: string) => scrubber.string(s) } : {}),
+  })
+  // Tool calls' audit rows and spans: recorded compactly, written with the same durability window.
+  const calls = new CallLog({
+    store: store.calls,
+    logger,
+    flushMs: config.auditFlushMs,
+    sync: config.auditMode === 'sync',
     ...(scrubber && scrub ? { redact: scrub, redactOnce: (s: string) => scrubber.string(s) } : {}),
   })
   const auth = await createAuth({ config, store, audit, logger })
@@ -217,7 +226,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
   })
   const callTool = compose(
     [
-      observeStage({ telemetry, metrics, audit }),
+      observeStage({ telemetry, metrics, calls }),
       scopeStage,
       policyStage(options.policy ?? policy),
       credentialStage(options.credentials ?? broker),
@@ -515,6 +524,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
         server.closeAllConnections()
         await registry.close()
         await broker.close()
+        await calls.close()
         await audit.close()
         await telemetry.close()
         await store.close()

@@ -14,6 +14,16 @@ export function uuidV7(now = Date.now()): string {
   return `${timePrefix(now)}-7${randomUUID().slice(15)}`
 }
 
+/**
+ * `uuidV7` made from its parts: Unix milliseconds and a v4 UUID whose random bits it keeps.
+ * Self-contained (no module state): the telemetry writer thread runs its source
+ * (src/store/sqlite/writer.ts) to give tool calls' audit rows their ids.
+ */
+export function uuidV7Of(ms: number, v4: string): string {
+  const t = ms.toString(16).padStart(12, '0')
+  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${v4.slice(15)}`
+}
+
 /** The time part of ids made in one millisecond is the same: formatted once per millisecond. */
 let prefixMs = -1
 let prefix = ''

@@ -1,9 +1,10 @@
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import { TraceFlags } from '@opentelemetry/api'
 import { GatewayError, toGatewayError } from '../errors.js'
 import { sha256Hex } from '../hash.js'
-import { auditId, type AuditWriter } from '../telemetry/audit.js'
+import { timeOrderedTraceId } from '../ids.js'
+import type { CallLog } from '../telemetry/call-log.js'
 import type { Metrics } from '../telemetry/metrics.js'
-import { TENANT_ATTR, type Telemetry } from '../telemetry/tracing.js'
+import type { Telemetry } from '../telemetry/tracing.js'
 import {
   UpstreamAuthRejected,
   UpstreamRpcError,
@@ -15,13 +16,36 @@ import type { Next, Stage, ToolCall } from './types.js'
 
 /** Canonical JSON (sorted keys) so equal arguments hash equally, whatever their key order. */
 export function canonicalJson(v: unknown): string {
+  // Arguments usually have their keys in order already: then JSON.stringify is canonical as it is.
+  return inOrder(v, 0) ? (JSON.stringify(v) ?? 'null') : sortedJson(v)
+}
+
+/** Whether every object in `v` lists its keys in sorted order (then its JSON is canonical). */
+function inOrder(v: unknown, depth: number): boolean {
+  if (v === null || typeof v !== 'object') return true
+  if (depth > 64) return false
+  if (Array.isArray(v)) {
+    for (const x of v) if (!inOrder(x, depth + 1)) return false
+    return true
+  }
+  let prev: string | undefined
+  const o = v as Record<string, unknown>
+  for (const k in o) {
+    if (prev !== undefined && !(prev < k)) return false
+    if (!inOrder(o[k], depth + 1)) return false
+    prev = k
+  }
+  return true
+}
+
+function sortedJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null'
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`
+  if (Array.isArray(v)) return `[${v.map(sortedJson).join(',')}]`
   const o = v as Record<string, unknown>
   return `{${Object.keys(o)
     .sort()
     .filter((k) => o[k] !== undefined)
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+    .map((k) => `${JSON.stringify(k)}:${sortedJson(o[k])}`)
     .join(',')}}`
 }
 
@@ -30,41 +54,35 @@ export function argsHash(args: unknown): string {
 }
 
 /**
- * Trace, metrics and audit around everything after it. The span is a child of the caller's
- * traceparent and is propagated upstream; the audit row names tenant, principal, tool, an
- * argument hash (never the arguments), outcome and latency.
+ * Trace, metrics and audit around everything after it. The call's span is a child of the
+ * caller's traceparent and is propagated upstream; its audit row names tenant, principal, tool,
+ * an argument hash (never the arguments), outcome and latency. Both are recorded in the compact
+ * call log (src/telemetry/call-log.ts), not as objects.
  */
 export function observeStage({
   telemetry,
   metrics,
-  audit,
+  calls,
 }: {
   telemetry: Telemetry
   metrics: Metrics
-  audit: AuditWriter
+  calls: CallLog
 }): Stage {
   return async (call, next) => {
     const { ctx, tool } = call
-    const started = performance.now()
-    const parent = telemetry.extract(ctx.trace.traceparent, ctx.trace.tracestate)
-    const span = telemetry.tracer.startSpan(
-      `tools/call ${tool.exposed}`,
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          [TENANT_ATTR]: ctx.tenant,
-          'gatehouse.principal': ctx.principal.id,
-          'gatehouse.connector': tool.connection.name,
-          'mcp.tool.name': tool.name,
-          'mcp.method.name': 'tools/call',
-        },
-      },
-      parent,
-    )
-    call.span = span
-    Object.assign(call.headers, telemetry.inject(span))
+    const t0 = performance.now()
+    const { traceparent, tracestate } = ctx.trace
+    const parent = traceparent ? telemetry.parentOf(traceparent, tracestate) : undefined
+    const traceId = parent ? parent.traceId : timeOrderedTraceId()
+    const spanId = telemetry.spanIds.next()
+    // As the SDK's parent-based sampler: a caller's unsampled trace stays unsampled (no span row).
+    const sampled = parent === undefined || (parent.traceFlags & TraceFlags.SAMPLED) !== 0
+    call.headers.traceparent = `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`
+    const state = parent?.traceState?.serialize()
+    if (state) call.headers.tracestate = state
     let outcome: 'ok' | 'error' | 'denied' | 'cancelled' = 'ok'
     let errorCode: string | undefined
+    let exceptionType: string | undefined
     try {
       const result = await next()
       if (result.isError === true) {
@@ -78,30 +96,26 @@ export function observeStage({
       const ge = cancelled ? new GatewayError('cancelled', 'cancelled by the caller') : toGatewayError(err)
       outcome = cancelled ? 'cancelled' : ge.code === 'forbidden' ? 'denied' : 'error'
       errorCode = ge.code
-      span.recordException(ge)
+      // The type goes on the span, not the message (it may hold caller data).
+      exceptionType = ge.name
       throw err
     } finally {
-      const ms = performance.now() - started
-      span.setStatus(
-        outcome === 'ok' ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: errorCode },
-      )
-      span.end()
+      const ms = performance.now() - t0
       metrics.recordToolCall(tool.connection.name, tool.name, outcome, ms / 1000)
-      void audit.write({
-        id: auditId(),
-        tenant: ctx.tenant,
-        at: new Date().toISOString(),
-        principal: ctx.principal.id,
-        principalKind: ctx.principal.kind,
-        action: 'tool.call',
-        target: `${tool.connection.name}/${tool.name}`,
+      calls.record(
+        ctx,
+        tool,
+        traceId,
+        spanId,
+        parent?.spanId,
+        sampled,
+        performance.timeOrigin + t0,
+        ms,
         outcome,
-        ...(errorCode ? { errorCode } : {}),
-        argsHash: argsHash(call.args),
-        latencyMs: Math.round(ms * 1000) / 1000,
-        requestId: ctx.requestId,
-        traceId: span.spanContext().traceId,
-      })
+        errorCode,
+        exceptionType,
+        argsHash(call.args),
+      )
     }
   }
 }

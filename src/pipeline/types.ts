@@ -1,4 +1,3 @@
-import type { Span } from '@opentelemetry/api'
 import type { CallContext } from '../context.js'
 import type { ExposedTool } from '../registry.js'
 import type { CancelSignal } from '../upstream/cancel.js'
@@ -23,8 +22,6 @@ export interface ToolCall {
   readonly headers: Record<string, string>
   /** The caller's own upstream token (brokered connectors), set by the credential stage. */
   credential?: CallerCredential
-  /** The span of this call, once the trace stage opened it. */
-  span?: Span
 }
 
 export type Next = () => Promise<JsonObject>

@@ -147,6 +147,25 @@ export interface SpanStore {
   recent(ctx: CallContext, limit?: number): Promise<SpanRecord[]>
 }
 
+/**
+ * Finished tool calls in the compact form of src/telemetry/call-log.ts: each is one audit row and,
+ * when its trace is sampled, one span.
+ */
+export interface ToolCallBatch {
+  /** The encoded calls are bytes [0, length) of `bytes`; the store may take (transfer) the buffer. */
+  readonly bytes: ArrayBuffer
+  readonly length: number
+  /** How many calls. */
+  readonly count: number
+  /** The batch's string table: the encoded calls refer to these by index. */
+  readonly strings: readonly string[]
+}
+
+export interface CallLogStore {
+  /** Writes each call's audit row and span, as `audit.append` and `spans.append` write theirs. */
+  append(batch: ToolCallBatch): Promise<void>
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres'
   readonly tenants: TenantStore
@@ -154,6 +173,8 @@ export interface Store {
   readonly resources: ResourceStore
   readonly audit: AuditStore
   readonly spans: SpanStore
+  /** Tool calls' audit rows and spans, recorded compactly on the hot path (src/telemetry/call-log.ts). */
+  readonly calls: CallLogStore
   readonly webhooks: WebhookOutbox
   readonly memory: MemoryStore
   readonly runs: RunStore

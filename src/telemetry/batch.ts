@@ -9,6 +9,8 @@ export interface BatcherOptions<T> {
   flushMs: number
   /** Flush early once this many items are queued (default 1000). */
   maxBatch?: number
+  /** An item still being filled elsewhere, taken at each flush and written last (undefined: none). */
+  pending?: () => T | undefined
 }
 
 /**
@@ -39,6 +41,8 @@ export class Batcher<T> {
     this.queued = true
     this.flushing = this.flushing.then(async () => {
       this.queued = false
+      const last = this.opts.pending?.()
+      if (last !== undefined) this.queue.push(last)
       if (!this.queue.length) return
       const batch = this.queue
       this.queue = []

@@ -1,15 +1,17 @@
 import {
   context as otelContext,
   SpanStatusCode,
+  trace,
   type Context,
   type Span,
+  type SpanContext,
   type Tracer,
 } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import type { Logger } from '../log.js'
 import type { SpanRecord, SpanStore } from '../store/types.js'
 import { Batcher } from './batch.js'
-import { GatewayTracer, traceHeaders, type FinishedSpan } from './tracer.js'
+import { GatewayTracer, SpanIds, traceHeaders, type FinishedSpan } from './tracer.js'
 
 export const TENANT_ATTR = 'gatehouse.tenant'
 const propagator = new W3CTraceContextPropagator()
@@ -69,6 +71,8 @@ export interface TelemetryOptions {
 /** One tracer per gateway instance (no global provider), plus W3C trace-context helpers. */
 export class Telemetry {
   readonly tracer: Tracer
+  /** Span ids for spans made outside the tracer (tool calls, src/telemetry/call-log.ts). */
+  readonly spanIds = new SpanIds()
   private readonly batch: Batcher<SpanRecord>
 
   constructor({ spans, logger, flushMs = 500, redact }: TelemetryOptions) {
@@ -92,6 +96,12 @@ export class Telemetry {
       get: (c, k) => c[k],
       keys: (c) => Object.keys(c),
     })
+  }
+
+  /** The caller's span from its `traceparent` (and `tracestate`), if the header is present and valid. */
+  parentOf(traceparent: string, tracestate?: string): SpanContext | undefined {
+    const sc = trace.getSpanContext(this.extract(traceparent, tracestate))
+    return sc && trace.isSpanContextValid(sc) ? sc : undefined
   }
 
   /** Headers that carry `span` to an upstream (W3C traceparent / tracestate). */

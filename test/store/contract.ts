@@ -1,6 +1,8 @@
 import { describe, expect, it, beforeEach, afterEach } from 'vitest'
 import { createContext, systemContext, type CallContext, type Role } from '../../src/context.js'
+import { createLogger } from '../../src/log.js'
 import type { Store } from '../../src/store/types.js'
+import { CallLog } from '../../src/telemetry/call-log.js'
 
 /**
  * The store contract: every implementation (SQLite now, PostgreSQL later) runs this suite.
@@ -174,6 +176,102 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect((await store.spans.listTrace(admin('acme'), 't1')).map((s) => s.spanId)).toEqual(['s1', 's2'])
       expect(await store.spans.listTrace(admin('globex'), 't1')).toEqual([])
       expect((await store.spans.recent(admin('globex'))).map((s) => s.spanId)).toEqual(['s3'])
+    })
+
+    it('calls: a call-log batch becomes audit rows and spans, tenant-scoped', async () => {
+      const calls = new CallLog({ store: store.calls, logger: createLogger('silent'), flushMs: 60_000 })
+      const tool = { exposed: 'crm__find', name: 'find', connection: { name: 'crm' } }
+      const t = (n: number) => n.toString(16).padStart(32, '0')
+      const s = (n: number) => n.toString(16).padStart(16, '0')
+      const hash = 'ab'.repeat(32)
+      calls.record(
+        admin('acme'),
+        tool,
+        t(1),
+        s(1),
+        undefined,
+        true,
+        1000,
+        2.5,
+        'ok',
+        undefined,
+        undefined,
+        hash,
+      )
+      calls.record(
+        admin('acme'),
+        tool,
+        t(1),
+        s(2),
+        s(1),
+        true,
+        1001,
+        1,
+        'error',
+        'tool_error',
+        undefined,
+        hash,
+      )
+      calls.record(
+        admin('globex'),
+        tool,
+        t(2),
+        s(3),
+        s(9),
+        false,
+        1002,
+        1,
+        'denied',
+        'forbidden',
+        'GatewayError',
+        hash,
+      )
+      await calls.close()
+      const acme = await store.audit.list(admin('acme', 'auditor'))
+      expect(acme.items).toHaveLength(2)
+      expect(acme.items[1]).toMatchObject({
+        tenant: 'acme',
+        principal: 'k-acme',
+        principalKind: 'service',
+        action: 'tool.call',
+        target: 'crm/find',
+        outcome: 'ok',
+        argsHash: hash,
+        latencyMs: 2.5,
+        traceId: t(1),
+      })
+      expect(acme.items[0]).toMatchObject({ outcome: 'error', errorCode: 'tool_error' })
+      expect(acme.items[0]!.requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f-]{27}$/)
+      expect(acme.items[0]!.id).toMatch(
+        /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+      )
+      const spans = await store.spans.listTrace(admin('acme'), t(1))
+      expect(spans).toEqual([
+        {
+          traceId: t(1),
+          spanId: s(1),
+          tenant: 'acme',
+          name: 'tools/call crm__find',
+          kind: '2',
+          startMs: 1000,
+          durationMs: 2.5,
+          status: 'ok',
+          attributes: {
+            'gatehouse.tenant': 'acme',
+            'gatehouse.principal': 'k-acme',
+            'gatehouse.connector': 'crm',
+            'mcp.tool.name': 'find',
+            'mcp.method.name': 'tools/call',
+          },
+        },
+        expect.objectContaining({ spanId: s(2), parentSpanId: s(1), status: 'error', startMs: 1001 }),
+      ])
+      // Not sampled: the audit row is kept, the span is not.
+      expect((await store.audit.list(admin('globex'))).items).toMatchObject([
+        { outcome: 'denied', errorCode: 'forbidden', traceId: t(2) },
+      ])
+      expect(await store.spans.listTrace(admin('globex'), t(2))).toEqual([])
+      expect(await store.spans.listTrace(admin('globex'), t(1))).toEqual([])
     })
   })
 }

@@ -8,7 +8,7 @@ import { PG_MIGRATIONS } from './migrations.js'
 import { PgWebhookOutbox } from './outbox.js'
 import { PgResources } from './resources.js'
 import { PgRuns } from './runs.js'
-import { PgAudit, PgSpans } from './telemetry.js'
+import { PgAudit, PgCallLog, PgSpans } from './telemetry.js'
 import { PgApprovals, PgLimits } from './policy.js'
 import { PgA2a } from './a2a.js'
 import { PgSchedules } from './schedules.js'
@@ -134,13 +134,16 @@ export async function openPgStore(options: PgStoreOptions): Promise<Store> {
   }
   const db = new Db(pool)
   let closed: Promise<void> | undefined
+  const audit = new PgAudit(db)
+  const spans = new PgSpans(db)
   return {
     kind: 'postgres',
     tenants: new PgTenants(db),
     keys: new PgKeys(db),
     resources: new PgResources(db),
-    audit: new PgAudit(db),
-    spans: new PgSpans(db),
+    audit,
+    spans,
+    calls: new PgCallLog(audit, spans),
     memory: new PgMemory(db),
     webhooks: new PgWebhookOutbox(db),
     runs: new PgRuns(db),

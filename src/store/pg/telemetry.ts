@@ -1,5 +1,15 @@
 import type { CallContext } from '../../context.js'
-import type { AuditEvent, AuditQuery, AuditStore, SpanRecord, SpanStore } from '../types.js'
+import { uuidV7 } from '../../ids.js'
+import { decodeCallRows } from '../../telemetry/call-log.js'
+import type {
+  AuditEvent,
+  AuditQuery,
+  AuditStore,
+  CallLogStore,
+  SpanRecord,
+  SpanStore,
+  ToolCallBatch,
+} from '../types.js'
 import { decodeCursor, encodeCursor } from '../scope.js'
 import type { Db } from './db.js'
 import { toEvent, toSpan, type AuditRow, type SpanRow } from '../rows/telemetry.js'
@@ -134,5 +144,19 @@ export class PgSpans implements SpanStore {
       [ctx.tenant, Math.min(Math.max(limit, 1), 1000)],
     )
     return rows.map(toSpan)
+  }
+}
+
+/** Tool calls' audit rows and spans: decoded here, then one multi-row INSERT for each table. */
+export class PgCallLog implements CallLogStore {
+  constructor(
+    private readonly audit: PgAudit,
+    private readonly spans: PgSpans,
+  ) {}
+
+  async append(batch: ToolCallBatch): Promise<void> {
+    const rows = decodeCallRows(batch, uuidV7)
+    await this.audit.append(rows.audit)
+    await this.spans.append(rows.spans)
   }
 }

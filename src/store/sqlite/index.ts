@@ -5,7 +5,7 @@ import { MIGRATIONS } from './migrations.js'
 import { SqliteTenants } from './tenants.js'
 import { SqliteKeys } from './keys.js'
 import { SqliteResources } from './resources.js'
-import { SqliteAudit, SqliteSpans } from './telemetry.js'
+import { SqliteAudit, SqliteSpans, SqliteCallLog } from './telemetry.js'
 import { SqliteMemory } from './memory.js'
 import { SqliteWebhookOutbox } from './outbox.js'
 import { SqliteRuns } from './runs.js'
@@ -74,6 +74,7 @@ export function openSqliteStore({
     resources: new SqliteResources(db),
     audit: new SqliteAudit(db, writer),
     spans: new SqliteSpans(db, writer),
+    calls: new SqliteCallLog(writer),
     memory: new SqliteMemory(db),
     webhooks: new SqliteWebhookOutbox(db),
     runs: new SqliteRuns(db),

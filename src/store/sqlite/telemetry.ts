@@ -1,12 +1,55 @@
 import type Database from 'better-sqlite3'
 import type { CallContext } from '../../context.js'
-import type { AuditEvent, AuditQuery, AuditStore, SpanRecord, SpanStore } from '../types.js'
+import type {
+  AuditEvent,
+  AuditQuery,
+  AuditStore,
+  CallLogStore,
+  SpanRecord,
+  SpanStore,
+  ToolCallBatch,
+} from '../types.js'
 import { decodeCursor, encodeCursor } from '../scope.js'
 import type { BatchWriter } from './writer.js'
 import { toEvent, toSpan, type AuditRow, type SpanRow } from '../rows/telemetry.js'
 
-const AUDIT_INSERT = `INSERT OR IGNORE INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
+export const AUDIT_INSERT = `INSERT OR IGNORE INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
   error_code, args_hash, latency_ms, request_id, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+/** The AUDIT_INSERT parameters of a row. Self-contained: the writer thread runs its source (writer.ts). */
+export function auditParams(e: AuditEvent): unknown[] {
+  return [
+    e.id,
+    e.tenant,
+    e.at,
+    e.principal,
+    e.principalKind,
+    e.action,
+    e.target ?? null,
+    e.outcome,
+    e.errorCode ?? null,
+    e.argsHash ?? null,
+    e.latencyMs ?? null,
+    e.requestId ?? null,
+    e.traceId ?? null,
+  ]
+}
+
+/** The SPAN_INSERT parameters of a span. Self-contained, as `auditParams`. */
+export function spanParams(s: SpanRecord): unknown[] {
+  return [
+    s.traceId,
+    s.spanId,
+    s.parentSpanId ?? null,
+    s.tenant,
+    s.name,
+    s.kind,
+    s.startMs,
+    s.durationMs,
+    s.status,
+    JSON.stringify(s.attributes),
+  ]
+}
 
 export class SqliteAudit implements AuditStore {
   constructor(
@@ -16,24 +59,7 @@ export class SqliteAudit implements AuditStore {
 
   async append(events: AuditEvent[]): Promise<void> {
     if (!events.length) return
-    await this.writer.run(
-      AUDIT_INSERT,
-      events.map((e) => [
-        e.id,
-        e.tenant,
-        e.at,
-        e.principal,
-        e.principalKind,
-        e.action,
-        e.target ?? null,
-        e.outcome,
-        e.errorCode ?? null,
-        e.argsHash ?? null,
-        e.latencyMs ?? null,
-        e.requestId ?? null,
-        e.traceId ?? null,
-      ]),
-    )
+    await this.writer.run(AUDIT_INSERT, events.map(auditParams))
   }
 
   async list(ctx: CallContext, query: AuditQuery = {}): Promise<{ items: AuditEvent[]; next?: string }> {
@@ -65,7 +91,7 @@ export class SqliteAudit implements AuditStore {
   }
 }
 
-const SPAN_INSERT = `INSERT INTO spans (trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms, status, attributes)
+export const SPAN_INSERT = `INSERT INTO spans (trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms, status, attributes)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 export class SqliteSpans implements SpanStore {
@@ -76,21 +102,7 @@ export class SqliteSpans implements SpanStore {
 
   async append(spans: SpanRecord[]): Promise<void> {
     if (!spans.length) return
-    await this.writer.run(
-      SPAN_INSERT,
-      spans.map((s) => [
-        s.traceId,
-        s.spanId,
-        s.parentSpanId ?? null,
-        s.tenant,
-        s.name,
-        s.kind,
-        s.startMs,
-        s.durationMs,
-        s.status,
-        JSON.stringify(s.attributes),
-      ]),
-    )
+    await this.writer.run(SPAN_INSERT, spans.map(spanParams))
   }
 
   async listTrace(ctx: CallContext, traceId: string): Promise<SpanRecord[]> {
@@ -105,5 +117,14 @@ export class SqliteSpans implements SpanStore {
       .prepare('SELECT * FROM spans WHERE tenant = ? ORDER BY seq DESC LIMIT ?')
       .all(ctx.tenant, Math.min(Math.max(limit, 1), 1000)) as SpanRow[]
     return rows.map(toSpan)
+  }
+}
+
+/** Tool calls' audit rows and spans: decoded and inserted by the writer (off the event loop for files). */
+export class SqliteCallLog implements CallLogStore {
+  constructor(private readonly writer: BatchWriter) {}
+
+  append(batch: ToolCallBatch): Promise<void> {
+    return batch.count ? this.writer.calls(batch) : Promise.resolve()
   }
 }

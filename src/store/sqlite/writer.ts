@@ -1,24 +1,44 @@
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import type Database from 'better-sqlite3'
+import { uuidV7, uuidV7Of } from '../../ids.js'
+import { decodeCalls } from '../../telemetry/call-log.js'
+import type { ToolCallBatch } from '../types.js'
+import { AUDIT_INSERT, auditParams, SPAN_INSERT, spanParams } from './telemetry.js'
 
-/** Runs one prepared INSERT for many parameter rows, in one transaction. */
+/** Writes telemetry in batches, each in one transaction. */
 export interface BatchWriter {
+  /** Runs one prepared INSERT for many parameter rows. */
   run(sql: string, rows: unknown[][]): Promise<void>
+  /** Inserts the audit rows and spans of a batch of tool calls (the batch's buffer may be taken). */
+  calls(batch: ToolCallBatch): Promise<void>
   close(): Promise<void>
 }
 
 /** In the calling thread: for `:memory:` databases and tests. */
 export function inlineWriter(db: Database.Database): BatchWriter {
   const statements = new Map<string, Database.Statement>()
+  const prepared = (sql: string) => {
+    let st = statements.get(sql)
+    if (!st) statements.set(sql, (st = db.prepare(sql)))
+    return st
+  }
   return {
     async run(sql, rows) {
-      let st = statements.get(sql)
-      if (!st) statements.set(sql, (st = db.prepare(sql)))
-      const stmt = st
+      const stmt = prepared(sql)
       db.transaction(() => {
         for (const r of rows) stmt.run(...r)
       })()
+    },
+    async calls(batch) {
+      const audit = prepared(AUDIT_INSERT)
+      const spans = prepared(SPAN_INSERT)
+      db.transaction(() =>
+        decodeCalls(batch, uuidV7, (e, s) => {
+          audit.run(...auditParams(e))
+          if (s) spans.run(...spanParams(s))
+        }),
+      )()
     },
     async close() {},
   }
@@ -26,22 +46,42 @@ export function inlineWriter(db: Database.Database): BatchWriter {
 
 /**
  * The worker's whole program. It is plain JavaScript evaluated in the worker, so it runs the same
- * from the TypeScript sources (tests) and from dist/ (production).
+ * from the TypeScript sources (tests) and from dist/ (production). The functions that turn a batch
+ * of tool calls into rows are the main thread's own, by their source text (each is self-contained).
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
+const { randomUUID } = require('node:crypto')
 const Database = require(workerData.driver)
+const decodeCalls = ${decodeCalls.toString()}
+const uuidV7Of = ${uuidV7Of.toString()}
+const auditParams = ${auditParams.toString()}
+const spanParams = ${spanParams.toString()}
+const newId = (ms) => uuidV7Of(ms, randomUUID())
 const db = new Database(workerData.path)
 db.pragma('journal_mode = WAL')
 db.pragma('synchronous = NORMAL')
 db.pragma('busy_timeout = ' + workerData.busyTimeoutMs)
 const statements = new Map()
+const prepared = (sql) => {
+  let st = statements.get(sql)
+  if (!st) statements.set(sql, (st = db.prepare(sql)))
+  return st
+}
 parentPort.on('message', (m) => {
   if (m.close) { db.close(); parentPort.close(); return }
   try {
-    let st = statements.get(m.sql)
-    if (!st) statements.set(m.sql, (st = db.prepare(m.sql)))
-    db.transaction(() => { for (const r of m.rows) st.run(...r) })()
+    if (m.calls) {
+      const audit = prepared(workerData.auditSql)
+      const spans = prepared(workerData.spanSql)
+      db.transaction(() => decodeCalls(m.calls, newId, (e, s) => {
+        audit.run(...auditParams(e))
+        if (s) spans.run(...spanParams(s))
+      }))()
+    } else {
+      const st = prepared(m.sql)
+      db.transaction(() => { for (const r of m.rows) st.run(...r) })()
+    }
     parentPort.postMessage({ id: m.id })
   } catch (err) {
     parentPort.postMessage({ id: m.id, error: String(err && err.message) })
@@ -55,7 +95,10 @@ parentPort.on('message', (m) => {
  */
 export function workerWriter(path: string, busyTimeoutMs = 5000): BatchWriter {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3')
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path, driver, busyTimeoutMs } })
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { path, driver, busyTimeoutMs, auditSql: AUDIT_INSERT, spanSql: SPAN_INSERT },
+  })
   worker.unref()
   const pending = new Map<number, { resolve(): void; reject(e: Error): void }>()
   let next = 0
@@ -75,16 +118,19 @@ export function workerWriter(path: string, busyTimeoutMs = 5000): BatchWriter {
   }
   worker.on('error', fail)
   worker.on('exit', () => fail(new Error('telemetry writer stopped')))
+  const send = (message: object, transfer: ArrayBuffer[] = []) => {
+    if (failed) return Promise.reject(failed)
+    const id = next++
+    return new Promise<void>((resolve, reject) => {
+      pending.set(id, { resolve, reject })
+      worker.ref()
+      worker.postMessage({ id, ...message }, transfer)
+    })
+  }
   return {
-    run(sql, rows) {
-      if (failed) return Promise.reject(failed)
-      const id = next++
-      return new Promise<void>((resolve, reject) => {
-        pending.set(id, { resolve, reject })
-        worker.ref()
-        worker.postMessage({ id, sql, rows })
-      })
-    },
+    run: (sql, rows) => send({ sql, rows }),
+    // The batch's bytes are moved to the worker, not copied.
+    calls: (batch) => send({ calls: batch }, [batch.bytes]),
     async close() {
       if (failed) return
       const exited = new Promise<void>((r) => worker.once('exit', () => r()))
