@@ -281,6 +281,8 @@ export class CallLog {
 /**
  * The audit rows and spans of a batch, in call order: `emit` gets each call's audit row and its
  * span (undefined when the call was not sampled); `newId` makes the audit row's id from its time.
+ * Spans of calls with the same tenant, principal, tool and exception type share their attribute
+ * map: it must not be changed.
  *
  * Self-contained (no imports, no module state): the SQLite writer thread runs its source text
  * (src/store/sqlite/writer.ts), so the rows are decoded where they are written.
@@ -293,7 +295,13 @@ export function decodeCalls(
   const outcomes = ['ok', 'error', 'denied', 'cancelled'] as const
   const b = Buffer.from(batch.bytes, 0, batch.length)
   const s = batch.strings
-  const str = (o: number): string => s[b[o]! | (b[o + 1]! << 8)]!
+  const u16 = (o: number): number => b[o]! | (b[o + 1]! << 8)
+  const str = (o: number): string => s[u16(o)]!
+  // Calls that end in the same millisecond share its ISO time; calls with the same tenant,
+  // principal, tool and exception type share one attribute map (its JSON is made once per map).
+  let isoMs = -1
+  let iso = ''
+  const attributeMaps = new Map<number, Map<number, SpanRecord['attributes']>>()
   let o = 0
   while (o < batch.length) {
     const startMs = b.readDoubleLE(o)
@@ -315,9 +323,9 @@ export function decodeCalls(
       errorCode = str(p)
       p += 2
     }
-    let exceptionType: string | undefined
+    let exception = -1
     if (flags & 8) {
-      exceptionType = str(p)
+      exception = u16(p)
       p += 2
     }
     let requestId: string | undefined
@@ -329,7 +337,7 @@ export function decodeCalls(
     const audit: AuditEvent = {
       id: newId(Math.floor(at)),
       tenant,
-      at: new Date(at).toISOString(),
+      at: at === isoMs ? iso : (iso = new Date((isoMs = at)).toISOString()),
       principal,
       principalKind: str(o + 30),
       action: 'tool.call',
@@ -343,14 +351,22 @@ export function decodeCalls(
     if (requestId !== undefined) audit.requestId = requestId
     let span: SpanRecord | undefined
     if (flags & 1) {
-      const attributes: SpanRecord['attributes'] = {
-        'gatehouse.tenant': tenant,
-        'gatehouse.principal': principal,
-        'gatehouse.connector': str(o + 36),
-        'mcp.tool.name': str(o + 38),
-        'mcp.method.name': 'tools/call',
+      const k1 = u16(o + 26) * 0x10000 + u16(o + 28)
+      const k2 = (u16(o + 36) * 0x10000 + u16(o + 38)) * 0x10001 + exception + 1
+      let maps = attributeMaps.get(k1)
+      if (!maps) attributeMaps.set(k1, (maps = new Map()))
+      let attributes = maps.get(k2)
+      if (!attributes) {
+        attributes = {
+          'gatehouse.tenant': tenant,
+          'gatehouse.principal': principal,
+          'gatehouse.connector': str(o + 36),
+          'mcp.tool.name': str(o + 38),
+          'mcp.method.name': 'tools/call',
+        }
+        if (exception >= 0) attributes['exception.type'] = s[exception]!
+        maps.set(k2, attributes)
       }
-      if (exceptionType !== undefined) attributes['exception.type'] = exceptionType
       span = {
         traceId,
         spanId: b.toString('latin1', o + 72, o + 88),

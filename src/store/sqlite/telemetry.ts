@@ -35,8 +35,8 @@ export function auditParams(e: AuditEvent): unknown[] {
   ]
 }
 
-/** The SPAN_INSERT parameters of a span. Self-contained, as `auditParams`. */
-export function spanParams(s: SpanRecord): unknown[] {
+/** The SPAN_INSERT parameters of a span (`attributes`: its attributes' JSON, if made already). Self-contained, as `auditParams`. */
+export function spanParams(s: SpanRecord, attributes: string = JSON.stringify(s.attributes)): unknown[] {
   return [
     s.traceId,
     s.spanId,
@@ -47,7 +47,7 @@ export function spanParams(s: SpanRecord): unknown[] {
     s.startMs,
     s.durationMs,
     s.status,
-    JSON.stringify(s.attributes),
+    attributes,
   ]
 }
 
@@ -102,7 +102,10 @@ export class SqliteSpans implements SpanStore {
 
   async append(spans: SpanRecord[]): Promise<void> {
     if (!spans.length) return
-    await this.writer.run(SPAN_INSERT, spans.map(spanParams))
+    await this.writer.run(
+      SPAN_INSERT,
+      spans.map((s) => spanParams(s)),
+    )
   }
 
   async listTrace(ctx: CallContext, traceId: string): Promise<SpanRecord[]> {

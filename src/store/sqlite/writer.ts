@@ -58,6 +58,13 @@ const uuidV7Of = ${uuidV7Of.toString()}
 const auditParams = ${auditParams.toString()}
 const spanParams = ${spanParams.toString()}
 const newId = (ms) => uuidV7Of(ms, randomUUID())
+// Spans of one batch share attribute maps (decodeCalls): each map's JSON is made once.
+const attributeJson = new WeakMap()
+const json = (a) => {
+  let j = attributeJson.get(a)
+  if (j === undefined) attributeJson.set(a, (j = JSON.stringify(a)))
+  return j
+}
 const db = new Database(workerData.path)
 db.pragma('journal_mode = WAL')
 db.pragma('synchronous = NORMAL')
@@ -76,7 +83,7 @@ parentPort.on('message', (m) => {
       const spans = prepared(workerData.spanSql)
       db.transaction(() => decodeCalls(m.calls, newId, (e, s) => {
         audit.run(...auditParams(e))
-        if (s) spans.run(...spanParams(s))
+        if (s) spans.run(...spanParams(s, json(s.attributes)))
       }))()
     } else {
       const st = prepared(m.sql)
