@@ -19,6 +19,10 @@ const HASH = 'cd'.repeat(32)
 const ctxOf = (requestId: string, tenant = 'acme', id = 'user@example.com'): CallContext =>
   createContext({ tenant, principal: { kind: 'user', id }, requestId })
 
+/** A finished call with no parent span, sampled, ok. */
+const okCall = (log: CallLog, ctx: CallContext, t: typeof tool = tool, startMs = 1) =>
+  log.record(ctx, t, TRACE, SPAN, undefined, true, startMs, 1, 'ok', undefined, undefined, HASH)
+
 /** A call log whose batches are kept here, decoded as a store would. */
 function capture(opts: { chunkBytes?: number; sync?: boolean; redact?: (s: string) => string } = {}) {
   const batches: ToolCallBatch[] = []
@@ -147,21 +151,8 @@ describe('call log', () => {
 
   it('request ids: any UTF-8 kept, overly long ones cut at 1024 characters', async () => {
     const { log, rows } = capture()
-    log.record(ctxOf('żółw-🐢'), tool, TRACE, SPAN, undefined, true, 1, 1, 'ok', undefined, undefined, HASH)
-    log.record(
-      ctxOf('x'.repeat(5000)),
-      tool,
-      TRACE,
-      SPAN,
-      undefined,
-      true,
-      1,
-      1,
-      'ok',
-      undefined,
-      undefined,
-      HASH,
-    )
+    okCall(log, ctxOf('żółw-🐢'))
+    okCall(log, ctxOf('x'.repeat(5000)))
     await log.flush()
     const [{ audit }] = rows() as [ReturnType<typeof decodeCallRows>]
     expect(audit[0]!.requestId).toBe('żółw-🐢')
@@ -220,20 +211,7 @@ describe('call log', () => {
     const { log, batches, rows } = capture({ chunkBytes: 1024 })
     for (let i = 0; i < 20; i++) {
       const other = { exposed: `t${i % 3}`, name: `n${i % 3}`, connection: { name: 'c' } }
-      log.record(
-        ctxOf(`r${i}`, i % 2 ? 'acme' : 'globex'),
-        other,
-        TRACE,
-        SPAN,
-        undefined,
-        true,
-        i,
-        1,
-        'ok',
-        undefined,
-        undefined,
-        HASH,
-      )
+      okCall(log, ctxOf(`r${i}`, i % 2 ? 'acme' : 'globex'), other, i)
     }
     await new Promise((r) => setImmediate(r))
     // Five calls fit in 1 KiB: the first three chunks were written without waiting for a flush.
@@ -266,8 +244,8 @@ describe('call log', () => {
       logger: { error: (_o: unknown, msg: string) => void logged.push(msg) } as never,
       sync: true,
     })
-    log.record(ctxOf('a'), tool, TRACE, SPAN, undefined, true, 1, 1, 'ok', undefined, undefined, HASH)
-    log.record(ctxOf('b'), tool, TRACE, SPAN, undefined, true, 1, 1, 'ok', undefined, undefined, HASH)
+    okCall(log, ctxOf('a'))
+    okCall(log, ctxOf('b'))
     await log.flush()
     expect(logged).toEqual(['tool call telemetry write failed; batch dropped'])
     expect(written.map((b) => decodeCallRows(b, uuidV7).audit[0]!.requestId)).toEqual(['b'])
