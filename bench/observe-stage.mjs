@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The observe stage of the call pipeline alone (span, metrics, audit row, their batches, the
-// hand-off to the telemetry writer thread and its SQLite inserts) on the real SQLite store:
-// CPU per call by thread, read from /proc. No HTTP, no upstream: `next()` answers at once.
+// The observe stage of the call pipeline alone (trace ids, metrics, the call log's record, its
+// batches, the hand-off to the telemetry writer thread and that thread's decoding and SQLite
+// inserts) on the real SQLite store: CPU per call by thread, read from /proc. No HTTP, no
+// upstream: `next()` answers at once.
 //
 //   npm run build && taskset -c 0 node bench/observe-stage.mjs [calls] [--no-redact]
 //
