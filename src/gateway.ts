@@ -138,12 +138,13 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
       : new Redactor({ mode: config.telemetryRedaction, hashKey: redactionKey })
   const scrub = scrubber?.memoized()
   const telemetry = new Telemetry({ spans: store.spans, logger, ...(scrub ? { redact: scrub } : {}) })
+  const redaction = scrubber && scrub ? { redact: scrub, redactOnce: (s: string) => scrubber.string(s) } : {}
   const audit = new AuditWriter({
     store: store.audit,
     logger,
     mode: config.auditMode,
     flushMs: config.auditFlushMs,
-    ...(scrubber && scrub ? { redact: scrub, redactOnce: (s: string) => scrubber.string(s) } : {}),
+    ...redaction,
   })
   // Tool calls' audit rows and spans: recorded compactly, written with the same durability window.
   const calls = new CallLog({
@@ -151,7 +152,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayHandle
     logger,
     flushMs: config.auditFlushMs,
     sync: config.auditMode === 'sync',
-    ...(scrubber && scrub ? { redact: scrub, redactOnce: (s: string) => scrubber.string(s) } : {}),
+    ...redaction,
   })
   const auth = await createAuth({ config, store, audit, logger })
   const authenticator = auth.authenticator

@@ -4,6 +4,7 @@ import { sha256Hex } from '../hash.js'
 import { timeOrderedTraceId } from '../ids.js'
 import type { CallLog } from '../telemetry/call-log.js'
 import type { Metrics } from '../telemetry/metrics.js'
+import { setTraceHeaders } from '../telemetry/tracer.js'
 import type { Telemetry } from '../telemetry/tracing.js'
 import {
   UpstreamAuthRejected,
@@ -77,9 +78,7 @@ export function observeStage({
     const spanId = telemetry.spanIds.next()
     // As the SDK's parent-based sampler: a caller's unsampled trace stays unsampled (no span row).
     const sampled = parent === undefined || (parent.traceFlags & TraceFlags.SAMPLED) !== 0
-    call.headers.traceparent = `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`
-    const state = parent?.traceState?.serialize()
-    if (state) call.headers.tracestate = state
+    setTraceHeaders(call.headers, traceId, spanId, sampled, parent?.traceState)
     let outcome: 'ok' | 'error' | 'denied' | 'cancelled' = 'ok'
     let errorCode: string | undefined
     let exceptionType: string | undefined

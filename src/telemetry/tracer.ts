@@ -15,6 +15,7 @@ import {
   type SpanOptions,
   type SpanStatus,
   type TimeInput,
+  type TraceState,
   type Tracer,
 } from '@opentelemetry/api'
 import { timeOrderedTraceId } from '../ids.js'
@@ -213,10 +214,21 @@ export class GatewayTracer implements Tracer {
 /** The W3C `traceparent` (and `tracestate`) that carry a span to the next hop. */
 export function traceHeaders(span: Span): Record<string, string> {
   const sc = span.spanContext()
-  if (!trace.isSpanContextValid(sc)) return {}
-  const flags = sc.traceFlags & TraceFlags.SAMPLED ? '01' : '00'
-  const out: Record<string, string> = { traceparent: `00-${sc.traceId}-${sc.spanId}-${flags}` }
-  const state = sc.traceState?.serialize()
-  if (state) out.tracestate = state
+  const out: Record<string, string> = {}
+  if (trace.isSpanContextValid(sc))
+    setTraceHeaders(out, sc.traceId, sc.spanId, (sc.traceFlags & TraceFlags.SAMPLED) !== 0, sc.traceState)
   return out
+}
+
+/** Writes the W3C `traceparent` (and `tracestate`, if any) of a span into `headers`. */
+export function setTraceHeaders(
+  headers: Record<string, string>,
+  traceId: string,
+  spanId: string,
+  sampled: boolean,
+  traceState: TraceState | undefined,
+): void {
+  headers.traceparent = `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`
+  const state = traceState?.serialize()
+  if (state) headers.tracestate = state
 }
