@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ProtocolError, type EventStore, type JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { CallContext } from '../context.js'
 import type { ToolCall } from '../pipeline/types.js'
+import { endSoon } from '../http/write-batch.js'
 import type { Registry } from '../registry.js'
 import { Cancellation } from '../upstream/cancel.js'
 import type { CallHooks, JsonObject } from '../upstream/rpc.js'
@@ -227,6 +228,8 @@ export function stampModern(result: JsonObject): JsonObject {
  */
 class LazyReply {
   private streamId: string | undefined
+  /** The JSON answer is queued (it goes out at the end of this event-loop turn). */
+  private done = false
 
   constructor(
     private readonly res: ServerResponse,
@@ -256,11 +259,12 @@ class LazyReply {
       'content-length': String(Buffer.byteLength(body)),
     }
     if (this.sid) headers['mcp-session-id'] = this.sid
-    this.res.writeHead(200, headers).end(body)
+    this.done = true
+    endSoon(this.res.writeHead(200, headers), body)
   }
 
   private async event(message: JsonObject): Promise<void> {
-    if (this.res.writableEnded) return
+    if (this.done || this.res.writableEnded) return
     if (!this.streamId) {
       this.streamId = randomUUID()
       const headers: Record<string, string> = {
