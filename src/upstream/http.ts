@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events'
+import type { Readable } from 'node:stream'
 import { Pool, type Dispatcher } from 'undici'
 import type { Logger } from '../log.js'
 import {
@@ -12,6 +12,7 @@ import {
   type RpcMessage,
   type RpcTransport,
 } from './rpc.js'
+import { Aborter, send, type UpstreamReply } from './send.js'
 import { SseParser } from './sse.js'
 
 export type Era = '2025-11-25' | '2026-07-28'
@@ -101,16 +102,9 @@ export class HttpTransport implements RpcTransport {
     }
     const headers = this.headersFor(method, params, ro.headers)
     const body = JSON.stringify({ jsonrpc: '2.0', id, method, ...(outParams ? { params: outParams } : {}) })
-    // undici takes an EventEmitter as its abort signal: far cheaper per call than an AbortController.
-    const abort = new EventEmitter()
-    let stopped: Error | undefined
-    const stop = (err: Error) => {
-      if (stopped) return
-      stopped = err
-      abort.emit('abort')
-    }
+    const aborter = new Aborter()
     const timer = setTimeout(
-      () => stop(new UpstreamRpcError(-32001, `upstream did not answer within ${ro.timeoutMs} ms`)),
+      () => aborter.abort(new UpstreamRpcError(-32001, `upstream did not answer within ${ro.timeoutMs} ms`)),
       ro.timeoutMs,
     )
     const onAbort = () => {
@@ -121,26 +115,16 @@ export class HttpTransport implements RpcTransport {
           params: { requestId: id, reason: String(ro.signal?.reason ?? 'cancelled') },
         })
       }
-      stop(new UpstreamRpcError(-32800, 'request cancelled'))
+      aborter.abort(new UpstreamRpcError(-32800, 'request cancelled'))
     }
     if (ro.signal?.aborted) onAbort()
     ro.signal?.addEventListener('abort', onAbort, { once: true })
     if (ro.hooks?.onRequest) this.relays.add(ro.hooks)
     try {
-      if (stopped) throw stopped
-      return await this.exchange(
-        id,
-        method,
-        body,
-        headers,
-        abort,
-        () => stopped !== undefined,
-        ro.hooks,
-        token,
-      )
+      if (aborter.reason) throw aborter.reason
+      return await this.exchange(id, method, body, headers, aborter, ro.hooks, token)
     } catch (err) {
-      if (stopped) throw stopped
-      throw err
+      throw aborter.reason ?? err
     } finally {
       clearTimeout(timer)
       ro.signal?.removeEventListener('abort', onAbort)
@@ -239,31 +223,32 @@ export class HttpTransport implements RpcTransport {
     method: string,
     body: string,
     headers: Record<string, string>,
-    signal: EventEmitter,
-    isStopped: () => boolean,
+    aborter: Aborter,
     hooks: CallHooks | undefined,
     token: string | undefined,
   ): Promise<JsonObject> {
-    let res: Dispatcher.ResponseData
+    let res: UpstreamReply
     try {
-      res = await this.pool.request({ path: this.path, method: 'POST', headers, body, signal })
+      res = await send(
+        this.pool,
+        { path: this.path, method: 'POST', headers, body },
+        this.maxResponseBytes,
+        aborter,
+      )
     } catch (err) {
-      if (isStopped()) throw err
+      if (aborter.reason || err instanceof UpstreamUnavailableError) throw err
       throw new UpstreamUnavailableError(`cannot reach upstream: ${(err as Error).message}`, { cause: err })
     }
     if (method === 'initialize') {
       const sid = res.headers['mcp-session-id']
       if (typeof sid === 'string') this.sessionId = sid
     }
-    const type = String(res.headers['content-type'] ?? '')
     if (res.statusCode === 404 && this.sessionId && method !== 'initialize') {
-      await res.body.dump()
+      res.stream?.destroy()
       throw new SessionExpiredError('upstream session expired')
     }
-    if (type.startsWith('text/event-stream') && res.statusCode < 300) {
-      return this.readSse(id, res, hooks, token, signal, isStopped)
-    }
-    const text = await readLimited(res.body, this.maxResponseBytes)
+    if (res.stream) return this.readSse(id, res.stream, hooks, token, aborter)
+    const { text } = res
     const challenge = res.headers['www-authenticate']
     if (res.statusCode === 401 || (res.statusCode === 403 && challenge)) {
       throw new UpstreamAuthRejected(
@@ -288,60 +273,56 @@ export class HttpTransport implements RpcTransport {
    */
   private async readSse(
     id: number,
-    first: Dispatcher.ResponseData,
+    first: Readable,
     hooks: CallHooks | undefined,
     token: string | undefined,
-    signal: EventEmitter,
-    isStopped: () => boolean,
+    aborter: Aborter,
   ): Promise<JsonObject> {
     const parser = new SseParser(this.maxResponseBytes)
-    let res = first
+    let stream = first
     let lastId: string | undefined
     for (let resumes = 0; ; resumes++) {
-      res.body.setEncoding('utf8')
-      for await (const chunk of res.body as AsyncIterable<string>) {
-        for (const ev of this.parse(parser, chunk, res)) {
+      stream.setEncoding('utf8')
+      for await (const chunk of stream as AsyncIterable<string>) {
+        for (const ev of this.parse(parser, chunk, stream)) {
           if (ev.id !== undefined) lastId = ev.id
           const msg = parseMessage(ev.data)
           if (!msg) continue
           if (msg.id === id && msg.method === undefined) {
-            res.body.destroy()
+            stream.destroy()
             return settle(msg)
           }
           this.dispatch(msg, hooks, token)
         }
       }
-      if (this.opts.era !== LEGACY || lastId === undefined || resumes >= MAX_RESUMES || isStopped()) {
+      if (this.opts.era !== LEGACY || lastId === undefined || resumes >= MAX_RESUMES || aborter.reason) {
         throw new UpstreamUnavailableError('upstream closed the response stream before answering')
       }
       await new Promise((r) => setTimeout(r, Math.min(parser.retryMs ?? 0, 5000)))
-      res = await this.pool.request({
-        path: this.path,
-        method: 'GET',
-        headers: {
-          ...this.headersFor('', undefined, undefined),
-          accept: 'text/event-stream',
-          'last-event-id': lastId,
-        },
-        signal,
-      })
-      if (
-        res.statusCode !== 200 ||
-        !String(res.headers['content-type'] ?? '').startsWith('text/event-stream')
-      ) {
-        await res.body.dump()
+      const headers = this.headersFor('', undefined, undefined)
+      headers.accept = 'text/event-stream'
+      headers['last-event-id'] = lastId
+      const res = await send(
+        this.pool,
+        { path: this.path, method: 'GET', headers },
+        this.maxResponseBytes,
+        aborter,
+      )
+      if (res.statusCode !== 200 || !res.stream) {
+        res.stream?.destroy()
         throw new UpstreamUnavailableError(
           `upstream refused to resume the response stream (HTTP ${res.statusCode})`,
         )
       }
+      stream = res.stream
     }
   }
 
-  private parse(parser: SseParser, chunk: string, res: Dispatcher.ResponseData) {
+  private parse(parser: SseParser, chunk: string, stream: Readable) {
     try {
       return parser.push(chunk)
     } catch (err) {
-      res.body.destroy()
+      stream.destroy()
       throw new UpstreamUnavailableError((err as Error).message)
     }
   }
@@ -413,27 +394,6 @@ export class HttpTransport implements RpcTransport {
       delay = Math.min(delay * 2, 30_000)
     }
   }
-}
-
-/** Reads a response body as text, refusing more than `limit` bytes (a hostile or broken upstream). */
-function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    body.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        body.destroy()
-        reject(new UpstreamUnavailableError(`upstream response over ${limit} bytes`))
-        return
-      }
-      chunks.push(chunk)
-    })
-    body.once('end', () =>
-      resolve((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8')),
-    )
-    body.once('error', reject)
-  })
 }
 
 function parseMessage(text: string): RpcMessage | undefined {

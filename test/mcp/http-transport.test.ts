@@ -1,21 +1,64 @@
-import { createServer, type Server } from 'node:http'
+import { createServer, type Server, type ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/log.js'
 import { HttpTransport } from '../../src/upstream/http.js'
-import { UpstreamUnavailableError } from '../../src/upstream/rpc.js'
+import { Cancellation } from '../../src/upstream/cancel.js'
+import { UpstreamRpcError, UpstreamUnavailableError } from '../../src/upstream/rpc.js'
 
 /** An upstream that misbehaves on purpose, to check the client's limits. */
 describe('HttpTransport against a hostile upstream', () => {
   let server: Server
   let url: URL
+  /** Requests the server holds without answering, ended when the test ends. */
+  const held = new Set<ServerResponse>()
+  /** The id of the last POSTed request, answered on the resumed GET stream. */
+  let polledId: unknown
+  const seen: { method: string; lastEventId: string | undefined }[] = []
   beforeAll(async () => {
     server = createServer((req, res) => {
       let body = ''
       req
         .on('data', (d) => (body += d))
         .on('end', () => {
+          seen.push({ method: req.method!, lastEventId: req.headers['last-event-id'] as string | undefined })
+          if (req.method === 'GET') {
+            if (req.headers['last-event-id'] !== 'e1' || polledId === 'refuse') {
+              res.writeHead(405).end()
+              return
+            }
+            res.writeHead(200, { 'content-type': 'text/event-stream' })
+            res.end(
+              `id: e2\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: polledId, result: { content: [{ type: 'text', text: 'resumed' }] } })}\n\n`,
+            )
+            return
+          }
           const { id, params } = JSON.parse(body)
-          if (params?.name === 'huge') {
+          if (params?.name === 'silent') {
+            held.add(res)
+            res.on('close', () => held.delete(res))
+          } else if (params?.name === 'streamed') {
+            res.writeHead(200, { 'content-type': 'text/event-stream' })
+            res.write(
+              `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'working' } })}\n\n`,
+            )
+            setTimeout(
+              () =>
+                res.end(
+                  `data: ${JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: 'streamed' }] } })}\n\n`,
+                ),
+              20,
+            )
+          } else if (params?.name === 'stalled-stream') {
+            res.writeHead(200, { 'content-type': 'text/event-stream' })
+            res.write(': keep-alive\n\n')
+            held.add(res)
+            res.on('close', () => held.delete(res))
+          } else if (params?.name === 'polled' || params?.name === 'polled-refused') {
+            // SSE polling (2025-11-25): prime the stream with an event id, then close it unanswered.
+            polledId = params.name === 'polled' ? id : 'refuse'
+            res.writeHead(200, { 'content-type': 'text/event-stream' })
+            res.end('id: e1\nretry: 10\ndata: \n\n')
+          } else if (params?.name === 'huge') {
             res.writeHead(200, { 'content-type': 'application/json' })
             res.end(
               JSON.stringify({
@@ -42,12 +85,15 @@ describe('HttpTransport against a hostile upstream', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     url = new URL(`http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`)
   })
-  afterAll(() => new Promise<void>((r) => server.close(() => r())))
+  afterAll(() => {
+    for (const res of held) res.destroy()
+    return new Promise<void>((r) => server.close(() => r()))
+  })
 
-  const transport = () =>
+  const transport = (era: '2025-11-25' | '2026-07-28' = '2026-07-28') =>
     new HttpTransport({
       url,
-      era: '2026-07-28',
+      era,
       headers: {},
       logger: createLogger('silent'),
       envelope: {},
@@ -73,6 +119,99 @@ describe('HttpTransport against a hostile upstream', () => {
     await expect(t.request('tools/call', { name: 'garbage' }, { timeoutMs: 5000 })).rejects.toThrow(
       /HTTP 200/,
     )
+    await t.close()
+  })
+
+  it('gives up on a silent upstream after the call timeout and keeps its other calls working', async () => {
+    const t = transport()
+    const started = Date.now()
+    const err = await t.request('tools/call', { name: 'silent' }, { timeoutMs: 150 }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(UpstreamRpcError)
+    expect(err).toMatchObject({ code: -32001, message: 'upstream did not answer within 150 ms' })
+    expect(Date.now() - started).toBeLessThan(2000)
+    // The abandoned exchange was torn down: the server saw its connection close.
+    await expect.poll(() => held.size).toBe(0)
+    await expect(t.request('tools/call', { name: 'fine' }, { timeoutMs: 5000 })).resolves.toMatchObject({
+      content: [{ text: 'ok' }],
+    })
+    await t.close()
+  })
+
+  it('cancels a call in flight, in an answer stream, and one cancelled before it was sent', async () => {
+    const t = transport()
+    const inFlight = new Cancellation()
+    const p = t.request('tools/call', { name: 'silent' }, { timeoutMs: 5000, signal: inFlight })
+    await expect.poll(() => held.size).toBe(1)
+    inFlight.abort('user pressed stop')
+    await expect(p).rejects.toMatchObject({ code: -32800, message: 'request cancelled' })
+    await expect.poll(() => held.size).toBe(0)
+
+    const inStream = new Cancellation()
+    const q = t.request('tools/call', { name: 'stalled-stream' }, { timeoutMs: 5000, signal: inStream })
+    await expect.poll(() => held.size).toBe(1)
+    inStream.abort()
+    await expect(q).rejects.toMatchObject({ code: -32800 })
+    await expect.poll(() => held.size).toBe(0)
+
+    const before = new Cancellation()
+    before.abort()
+    const sent = seen.length
+    await expect(
+      t.request('tools/call', { name: 'fine' }, { timeoutMs: 5000, signal: before }),
+    ).rejects.toMatchObject({ code: -32800 })
+    expect(seen.length).toBe(sent)
+    await t.close()
+  })
+
+  it('relays the notifications of an SSE answer before its result', async () => {
+    const t = transport()
+    const notes: unknown[] = []
+    const result = await t.request(
+      'tools/call',
+      { name: 'streamed' },
+      { timeoutMs: 5000, hooks: { onNotification: (method, params) => notes.push({ method, params }) } },
+    )
+    expect(result).toMatchObject({ content: [{ text: 'streamed' }] })
+    expect(notes).toEqual([{ method: 'notifications/message', params: { level: 'info', data: 'working' } }])
+    await t.close()
+  })
+
+  it('resumes an SSE answer the 2025 server closed early (GET with Last-Event-ID), and says so when refused', async () => {
+    const t = transport('2025-11-25')
+    seen.length = 0
+    await expect(t.request('tools/call', { name: 'polled' }, { timeoutMs: 5000 })).resolves.toMatchObject({
+      content: [{ text: 'resumed' }],
+    })
+    expect(seen).toEqual([
+      { method: 'POST', lastEventId: undefined },
+      { method: 'GET', lastEventId: 'e1' },
+    ])
+    await expect(t.request('tools/call', { name: 'polled-refused' }, { timeoutMs: 5000 })).rejects.toThrow(
+      'upstream refused to resume the response stream (HTTP 405)',
+    )
+    // A 2026 server has no resumption: a stream closed before the answer is an error at once.
+    const modern = transport()
+    await expect(modern.request('tools/call', { name: 'polled' }, { timeoutMs: 5000 })).rejects.toThrow(
+      'upstream closed the response stream before answering',
+    )
+    await Promise.all([t.close(), modern.close()])
+  })
+
+  it('reports an upstream it cannot reach as unavailable', async () => {
+    const closed = createServer()
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r))
+    const port = (closed.address() as { port: number }).port
+    await new Promise<void>((r) => closed.close(() => r()))
+    const t = new HttpTransport({
+      url: new URL(`http://127.0.0.1:${port}/mcp`),
+      era: '2026-07-28',
+      headers: {},
+      logger: createLogger('silent'),
+      envelope: {},
+    })
+    const err = await t.request('tools/call', { name: 'fine' }, { timeoutMs: 5000 }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(UpstreamUnavailableError)
+    expect((err as Error).message).toMatch(/^cannot reach upstream: .*ECONNREFUSED/)
     await t.close()
   })
 })
