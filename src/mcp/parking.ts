@@ -45,10 +45,17 @@ class ParkedCall {
     readonly tool: string,
   ) {}
 
+  /** Set until the call first pauses: the first push answers the round that started the call. */
+  onFirstPush: ((push: Push) => void) | undefined
+
   push(method: string, params: JsonObject | undefined): Promise<unknown> {
     return new Promise((resolve, reject) => {
       this.pending = { method, params, resolve, reject }
-      this.wake?.()
+      const first = this.onFirstPush
+      if (first) {
+        this.onFirstPush = undefined
+        first(this.pending)
+      } else this.wake?.()
     })
   }
 
@@ -120,19 +127,40 @@ export class Parking {
     return this.calls.size
   }
 
-  /** Starts a call; returns its result, or an input_required result when the upstream asks something. */
-  async start(
-    owner: string,
-    tool: string,
-    run: ParkedRun,
-    round: CancelSignal | undefined,
-  ): Promise<JsonObject> {
+  /**
+   * Starts a call; returns its result, or an input_required result when the upstream asks
+   * something. Most calls never ask: until one does, the call's own outcome answers the round
+   * directly (one promise, no pause machinery), and the round's cancellation cancels the call.
+   */
+  start(owner: string, tool: string, run: ParkedRun, round: CancelSignal | undefined): Promise<JsonObject> {
     const call = new ParkedCall(owner, tool)
-    run((method, params) => call.push(method, params), call.cancel).then(
-      (value) => call.settle({ ok: true, value }),
-      (error: unknown) => call.settle({ ok: false, error }),
-    )
-    return this.step(call, round)
+    return new Promise<JsonObject>((resolve, reject) => {
+      const onAbort = round ? () => call.cancel.abort(round.reason) : undefined
+      if (onAbort) round!.addEventListener('abort', onAbort, { once: true })
+      let first = true
+      const endFirst = () => {
+        first = false
+        if (onAbort) round!.removeEventListener('abort', onAbort)
+      }
+      call.onFirstPush = (push) => {
+        endFirst()
+        resolve(this.pause(call, push))
+      }
+      run((method, params) => call.push(method, params), call.cancel).then(
+        (value) => {
+          if (!first) return call.settle({ ok: true, value })
+          endFirst()
+          call.onFirstPush = undefined
+          resolve(value)
+        },
+        (error: unknown) => {
+          if (!first) return call.settle({ ok: false, error })
+          endFirst()
+          call.onFirstPush = undefined
+          reject(error)
+        },
+      )
+    })
   }
 
   /** Continues a paused call with the client's answer. */
@@ -164,6 +192,11 @@ export class Parking {
       if (next.outcome.ok) return next.outcome.value
       throw next.outcome.error
     }
+    return this.pause(call, next.push)
+  }
+
+  /** Keeps the call until the client answers `push` (or the pause expires); the round's answer. */
+  private pause(call: ParkedCall, push: Push): JsonObject {
     if (this.calls.size >= this.max) {
       const oldest = this.calls.values().next().value
       if (oldest) {
@@ -180,7 +213,7 @@ export class Parking {
     return {
       resultType: 'input_required',
       inputRequests: {
-        [INPUT_KEY]: { method: next.push.method, ...(next.push.params ? { params: next.push.params } : {}) },
+        [INPUT_KEY]: { method: push.method, ...(push.params ? { params: push.params } : {}) },
       },
       requestState: call.id,
     }
