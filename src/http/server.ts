@@ -89,20 +89,10 @@ export function createHttpServer(opts: HttpServerOptions): Server {
     res: ServerResponse,
     pathname: string,
     route: string,
-    requestId: string,
+    meta: RequestMeta,
   ): Promise<CallContext | undefined> => {
     const authorization = req.headers.authorization
-    const { traceparent, tracestate } = req.headers
-    const meta: RequestMeta = {
-      requestId,
-      trace:
-        typeof traceparent === 'string'
-          ? typeof tracestate === 'string'
-            ? { traceparent, tracestate }
-            : { traceparent }
-          : NO_TRACE,
-      audiences: resource.audiencesFor(pathname),
-    }
+    const requestId = meta.requestId!
     // No source failed lately (the usual case): no address lookup at all.
     let source = authorization && limiter.active ? sourceOf(req, opts.auth.trustProxy) : ''
     const wait = source ? limiter.retryAfterMs(source) : 0
@@ -170,7 +160,21 @@ export function createHttpServer(opts: HttpServerOptions): Server {
         requestId,
       })
     } else if (route.auth !== 'none') {
-      ctx = await authenticate(req, res, pathname, routeLabel(route), requestId)
+      const { traceparent, tracestate } = req.headers
+      const meta: RequestMeta = {
+        requestId,
+        trace:
+          typeof traceparent === 'string'
+            ? typeof tracestate === 'string'
+              ? { traceparent, tracestate }
+              : { traceparent }
+            : NO_TRACE,
+        audiences: resource.audiencesFor(pathname),
+      }
+      // Credentials known good answer from the cache without a promise; the rest take the full path.
+      ctx =
+        authenticator.cached(req.headers.authorization, meta) ??
+        (await authenticate(req, res, pathname, routeLabel(route), meta))
       if (!ctx) return 'auth'
       if (route.roles && !ctx.operator && !hasRole(ctx, ...route.roles)) {
         throw new GatewayError('forbidden', `this needs one of the roles: ${route.roles.join(', ')}`)
