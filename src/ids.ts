@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { randomFillSync, randomUUID } from 'node:crypto'
 
 /**
  * A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Made from Node's
@@ -36,10 +36,28 @@ function timePrefix(now: number): string {
   return prefix
 }
 
-/** A W3C trace id (32 hex digits) that begins with the time: the 16 bytes of a `uuidV7`. */
+/** Random bytes for trace ids, drawn 4 KiB at a time. */
+const pool = Buffer.allocUnsafe(4096)
+let poolAt = pool.length
+let hexMs = -1
+let hexTime = ''
+
+/**
+ * A W3C trace id (32 hex digits) that begins with the time: 12 hex digits of Unix milliseconds,
+ * the version digit 7, then 76 random bits (a `uuidV7` without its variant bits). The random bits
+ * come from a pooled buffer, hex-encoded in one step.
+ */
 export function timeOrderedTraceId(now = Date.now()): string {
-  const p = timePrefix(now)
-  const u = randomUUID()
-  // u: xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx; keep all of it after the version digit.
-  return `${p.slice(0, 8)}${p.slice(9)}7${u.slice(15, 18)}${u.slice(19, 23)}${u.slice(24)}`
+  if (poolAt + 10 > pool.length) {
+    randomFillSync(pool)
+    poolAt = 0
+  }
+  if (now !== hexMs) {
+    hexMs = now
+    hexTime = now.toString(16).padStart(12, '0')
+  }
+  // The first hex digit of the 10 bytes gives way to the version digit: 19 random digits stay.
+  const id = `${hexTime}7${pool.toString('hex', poolAt, poolAt + 10).slice(1)}`
+  poolAt += 10
+  return id
 }

@@ -40,6 +40,7 @@ export function createOriginGuard({ listenHost, allowedOrigins, allowedHosts }: 
   const origins = new Set(allowedOrigins.map((o) => o.toLowerCase()))
   const hosts = new Set(allowedHosts.map((h) => h.toLowerCase()))
   const checkHost = isLoopbackHost(listenHost) || listenHost === 'localhost'
+  let accepted: string | undefined
   return (req: IncomingMessage): void => {
     const origin = req.headers.origin
     if (origin !== undefined) {
@@ -49,11 +50,14 @@ export function createOriginGuard({ listenHost, allowedOrigins, allowedHosts }: 
     }
     if (checkHost) {
       const host = req.headers.host
+      // Clients send the same Host on every request: the last one accepted passes at once.
+      if (host === accepted) return
       if (!host) throw new GatewayError('bad_request', 'missing Host header')
       const name = hostname(host).toLowerCase()
       if (!isLoopbackHost(name) && !hosts.has(name) && !hosts.has(host.toLowerCase())) {
         throw new GatewayError('forbidden', `Host ${host} is not allowed (add it to allowedHosts)`)
       }
+      accepted = host
     }
   }
 }

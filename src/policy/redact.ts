@@ -224,7 +224,8 @@ export class Redactor {
 
   /** The string with every detected value replaced. */
   string(s: string): string {
-    if (s.length < 6 || (this.quick && !this.quick.test(s)) || UUID.test(s)) return s
+    // UUIDs (request ids, minted on every request) first: they never hold a detected value.
+    if (s.length < 6 || UUID.test(s) || (this.quick && !this.quick.test(s))) return s
     let out = s
     for (const d of this.detectors) {
       d.re.lastIndex = 0

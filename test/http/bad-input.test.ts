@@ -181,6 +181,8 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
     const status = await rawPost({ host: 'evil.example' }, (req) => req.end(JSON.stringify(INIT)))
     expect(status).toBe(403)
     expect((await post(JSON.stringify(INIT), { origin: `http://localhost:${url.port}` })).status).toBe(200)
+    // A Host accepted a moment ago lets nothing else through.
+    expect(await rawPost({ host: 'evil.example' }, (req) => req.end(JSON.stringify(INIT)))).toBe(403)
   })
 
   it('unknown routes → 404 and wrong methods → 405, as JSON errors', async () => {

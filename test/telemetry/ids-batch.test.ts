@@ -20,13 +20,14 @@ describe('time-ordered ids', () => {
     expect([...ids].sort()).toEqual(ids)
   })
 
-  it('trace ids are 32 lowercase hex digits, never all zero, unique, led by the time', () => {
+  it('trace ids are 32 lowercase hex digits, never all zero, unique, led by the time and the version digit (across pool refills)', () => {
     const at = Date.UTC(2026, 10, 24)
     const ids = Array.from({ length: 2000 }, () => timeOrderedTraceId(at))
     for (const id of ids) {
       expect(id).toMatch(/^[0-9a-f]{32}$/)
       expect(id).not.toBe('0'.repeat(32))
       expect(parseInt(id.slice(0, 12), 16)).toBe(at)
+      expect(id[12]).toBe('7')
     }
     expect(new Set(ids).size).toBe(ids.length)
   })
