@@ -1,6 +1,7 @@
 import type { CallContext, Principal } from '../context.js'
 import type { Logger } from '../log.js'
 import type { AuditEvent, CallLogStore, SpanRecord, ToolCallBatch } from '../store/types.js'
+import { callSpanRecord } from '../store/rows/telemetry.js'
 import { Batcher } from './batch.js'
 
 /**
@@ -24,13 +25,13 @@ import { Batcher } from './batch.js'
  * |     16 |     8 | f64 wall-clock time at the end, Unix ms (the audit row's `at`)                 |
  * |     24 |     1 | outcome: 0 ok, 1 error, 2 denied, 3 cancelled                                                  |
  * |     25 |     1 | flags: 1 sampled (has a span row), 2 parent span, 4 error code, 8 exception type, 16 request id |
- * |     26 |  2×7 | string table indexes: tenant, principal, principal kind, target, span name, connector, tool |
- * |     40 |    32 | trace id (hex)                                                                 |
- * |     72 |    16 | span id (hex)                                                                  |
- * |     88 |    64 | arguments hash (hex)                                                           |
- * |    152 |       | then, by flag: parent span id (16), error code (2), exception type (2), request id (u16 length + UTF-8) |
+ * |     26 |  2×5 | string table indexes: tenant, principal, principal kind, target, span name     |
+ * |     36 |    32 | trace id (hex)                                                                 |
+ * |     68 |    16 | span id (hex)                                                                  |
+ * |     84 |    64 | arguments hash (hex)                                                           |
+ * |    148 |       | then, by flag: parent span id (16), error code (2), exception type (2), request id (u16 length + UTF-8) |
  */
-const FIXED = 152
+const FIXED = 148
 /** The optional fields other than the request id. */
 const OPTIONAL = 16 + 2 + 2 + 2
 /** Longest request id kept (in UTF-16 units): ids the HTTP layer accepts are ≤ 128. */
@@ -74,8 +75,6 @@ interface ToolStrings {
   batch: number
   target: number
   spanName: number
-  connector: number
-  tool: number
 }
 
 const same = (s: string) => s
@@ -168,11 +167,9 @@ export class CallLog {
     this.u16(o + 30, this.intern(ctx.principal.kind))
     this.u16(o + 32, t.target)
     this.u16(o + 34, t.spanName)
-    this.u16(o + 36, t.connector)
-    this.u16(o + 38, t.tool)
-    b.write(traceId, o + 40, 32, 'latin1')
-    b.write(spanId, o + 72, 16, 'latin1')
-    b.write(argsHash, o + 88, 64, 'latin1')
+    b.write(traceId, o + 36, 32, 'latin1')
+    b.write(spanId, o + 68, 16, 'latin1')
+    b.write(argsHash, o + 84, 64, 'latin1')
     let flags = sampled ? F_SAMPLED : 0
     let p = o + FIXED
     if (parentSpanId !== undefined) {
@@ -260,8 +257,6 @@ export class CallLog {
         batch: this.batch,
         target: this.intern(r(`${tool.connection.name}/${tool.name}`)),
         spanName: this.intern(r(`tools/call ${tool.exposed}`)),
-        connector: this.intern(r(tool.connection.name)),
-        tool: this.intern(r(tool.name)),
       }
       this.tools.set(tool, t)
     }
@@ -279,10 +274,23 @@ export class CallLog {
 }
 
 /**
- * The audit rows and spans of a batch, in call order: `emit` gets each call's audit row and its
- * span (undefined when the call was not sampled); `newId` makes the audit row's id from its time.
- * Spans of calls with the same tenant, principal, tool and exception type share their attribute
- * map: it must not be changed.
+ * The span of a sampled tool call, as stored in its audit row: the rest of the span (tenant,
+ * trace id, duration, status, attributes) is read back from the row (src/store/rows/telemetry.ts).
+ */
+export interface CallSpan {
+  spanId: string
+  parentSpanId?: string
+  /** Span start, Unix ms (sub-millisecond). */
+  startMs: number
+  name: string
+  /** The error's type, for the span's `exception.type` attribute. */
+  exceptionType?: string
+}
+
+/**
+ * The audit rows of a batch, in call order: `emit` gets each call's audit row and its span
+ * (undefined when the call was not sampled), which the stores keep in the same row; `newId` makes
+ * the audit row's id from its time.
  *
  * Self-contained (no imports, no module state): the SQLite writer thread runs its source text
  * (src/store/sqlite/writer.ts), so the rows are decoded where they are written.
@@ -290,29 +298,23 @@ export class CallLog {
 export function decodeCalls(
   batch: ToolCallBatch,
   newId: (ms: number) => string,
-  emit: (audit: AuditEvent, span: SpanRecord | undefined) => void,
+  emit: (audit: AuditEvent, span: CallSpan | undefined) => void,
 ): void {
   const outcomes = ['ok', 'error', 'denied', 'cancelled'] as const
   const b = Buffer.from(batch.bytes, 0, batch.length)
   const s = batch.strings
   const u16 = (o: number): number => b[o]! | (b[o + 1]! << 8)
   const str = (o: number): string => s[u16(o)]!
-  // Calls that end in the same millisecond share its ISO time; calls with the same tenant,
-  // principal, tool and exception type share one attribute map (its JSON is made once per map).
+  // Calls that end in the same millisecond share its ISO time.
   let isoMs = -1
   let iso = ''
-  const attributeMaps = new Map<number, Map<number, SpanRecord['attributes']>>()
   let o = 0
   while (o < batch.length) {
     const startMs = b.readDoubleLE(o)
     const durationMs = b.readDoubleLE(o + 8)
     const at = b.readDoubleLE(o + 16)
-    const outcome = outcomes[b[o + 24]!]!
     const flags = b[o + 25]!
-    const tenant = str(o + 26)
-    const principal = str(o + 28)
-    const traceId = b.toString('latin1', o + 40, o + 72)
-    let p = o + 152
+    let p = o + 148
     let parentSpanId: string | undefined
     if (flags & 2) {
       parentSpanId = b.toString('latin1', p, p + 16)
@@ -323,9 +325,9 @@ export function decodeCalls(
       errorCode = str(p)
       p += 2
     }
-    let exception = -1
+    let exceptionType: string | undefined
     if (flags & 8) {
-      exception = u16(p)
+      exceptionType = str(p)
       p += 2
     }
     let requestId: string | undefined
@@ -336,57 +338,31 @@ export function decodeCalls(
     }
     const audit: AuditEvent = {
       id: newId(Math.floor(at)),
-      tenant,
+      tenant: str(o + 26),
       at: at === isoMs ? iso : (iso = new Date((isoMs = at)).toISOString()),
-      principal,
+      principal: str(o + 28),
       principalKind: str(o + 30),
       action: 'tool.call',
       target: str(o + 32),
-      outcome,
-      argsHash: b.toString('latin1', o + 88, o + 152),
+      outcome: outcomes[b[o + 24]!]!,
+      argsHash: b.toString('latin1', o + 84, o + 148),
       latencyMs: Math.round(durationMs * 1000) / 1000,
-      traceId,
+      traceId: b.toString('latin1', o + 36, o + 68),
     }
     if (errorCode !== undefined) audit.errorCode = errorCode
     if (requestId !== undefined) audit.requestId = requestId
-    let span: SpanRecord | undefined
+    let span: CallSpan | undefined
     if (flags & 1) {
-      const k1 = u16(o + 26) * 0x10000 + u16(o + 28)
-      const k2 = (u16(o + 36) * 0x10000 + u16(o + 38)) * 0x10001 + exception + 1
-      let maps = attributeMaps.get(k1)
-      if (!maps) attributeMaps.set(k1, (maps = new Map()))
-      let attributes = maps.get(k2)
-      if (!attributes) {
-        attributes = {
-          'gatehouse.tenant': tenant,
-          'gatehouse.principal': principal,
-          'gatehouse.connector': str(o + 36),
-          'mcp.tool.name': str(o + 38),
-          'mcp.method.name': 'tools/call',
-        }
-        if (exception >= 0) attributes['exception.type'] = s[exception]!
-        maps.set(k2, attributes)
-      }
-      span = {
-        traceId,
-        spanId: b.toString('latin1', o + 72, o + 88),
-        tenant,
-        name: str(o + 34),
-        // SpanKind.CLIENT
-        kind: '2',
-        startMs,
-        durationMs,
-        status: outcome === 'ok' ? 'ok' : 'error',
-        attributes,
-      }
+      span = { spanId: b.toString('latin1', o + 68, o + 84), startMs, name: str(o + 34) }
       if (parentSpanId !== undefined) span.parentSpanId = parentSpanId
+      if (exceptionType !== undefined) span.exceptionType = exceptionType
     }
     emit(audit, span)
     o = p
   }
 }
 
-/** Decodes a batch into its audit rows and spans (for stores that write on the main thread). */
+/** Decodes a batch into its audit rows and spans (for tests, and to see what the stores read back). */
 export function decodeCallRows(
   batch: ToolCallBatch,
   newId: (ms: number) => string,
@@ -395,7 +371,7 @@ export function decodeCallRows(
   const spans: SpanRecord[] = []
   decodeCalls(batch, newId, (a, s) => {
     audit.push(a)
-    if (s) spans.push(s)
+    if (s) spans.push(callSpanRecord(a, s))
   })
   return { audit, spans }
 }

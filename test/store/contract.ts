@@ -273,5 +273,96 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await store.spans.listTrace(admin('globex'), t(2))).toEqual([])
       expect(await store.spans.listTrace(admin('globex'), t(1))).toEqual([])
     })
+
+    it("calls: a call's span is read with the other spans of its trace, and among the recent ones", async () => {
+      const t = (n: number) => n.toString(16).padStart(32, '0')
+      const s = (n: number) => n.toString(16).padStart(16, '0')
+      // A run's span (spans table) around two tool calls (call log), and a later span of its own.
+      await store.spans.append([
+        {
+          traceId: t(7),
+          spanId: s(70),
+          tenant: 'acme',
+          name: 'run agent',
+          kind: '1',
+          startMs: 5000,
+          durationMs: 50,
+          status: 'ok',
+          attributes: { 'gatehouse.run': 'r1' },
+        },
+        {
+          traceId: t(8),
+          spanId: s(80),
+          tenant: 'acme',
+          name: 'later',
+          kind: '1',
+          startMs: 9000,
+          durationMs: 1,
+          status: 'ok',
+          attributes: {},
+        },
+      ])
+      const calls = new CallLog({ store: store.calls, logger: createLogger('silent'), flushMs: 60_000 })
+      const tool = { exposed: 'crm__find', name: 'find', connection: { name: 'crm' } }
+      const hash = 'cd'.repeat(32)
+      calls.record(
+        admin('acme'),
+        tool,
+        t(7),
+        s(72),
+        s(70),
+        true,
+        5020,
+        3,
+        'error',
+        'upstream_unavailable',
+        'GatewayError',
+        hash,
+      )
+      calls.record(
+        admin('acme'),
+        tool,
+        t(7),
+        s(71),
+        s(70),
+        true,
+        5010,
+        4.25,
+        'ok',
+        undefined,
+        undefined,
+        hash,
+      )
+      await calls.close()
+      const trace = await store.spans.listTrace(admin('acme'), t(7))
+      expect(trace.map((x) => [x.spanId, x.parentSpanId, x.startMs])).toEqual([
+        [s(70), undefined, 5000],
+        [s(71), s(70), 5010],
+        [s(72), s(70), 5020],
+      ])
+      expect(trace[0]!.attributes).toEqual({ 'gatehouse.run': 'r1' })
+      expect(trace[1]).toMatchObject({
+        name: 'tools/call crm__find',
+        kind: '2',
+        durationMs: 4.25,
+        status: 'ok',
+      })
+      expect(trace[2]).toMatchObject({
+        status: 'error',
+        durationMs: 3,
+        attributes: {
+          'gatehouse.tenant': 'acme',
+          'gatehouse.principal': 'k-acme',
+          'gatehouse.connector': 'crm',
+          'mcp.tool.name': 'find',
+          'mcp.method.name': 'tools/call',
+          'exception.type': 'GatewayError',
+        },
+      })
+      const recent = await store.spans.recent(admin('acme'))
+      expect(recent.map((x) => x.spanId)).toEqual([s(80), s(72), s(71), s(70)])
+      expect((await store.spans.recent(admin('acme'), 2)).map((x) => x.spanId)).toEqual([s(80), s(72)])
+      expect(await store.spans.recent(admin('globex'))).toEqual([])
+    })
   })
 }

@@ -92,7 +92,8 @@ describe('call log', () => {
         name: 'tools/call crm__find',
         kind: '2',
         startMs: 1_700_000_000_123.25,
-        durationMs: 12.3456,
+        // The duration is read from the audit row, whose latency is kept to the microsecond.
+        durationMs: 12.346,
         status: 'ok',
         attributes: {
           'gatehouse.tenant': 'acme',

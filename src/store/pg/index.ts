@@ -134,16 +134,14 @@ export async function openPgStore(options: PgStoreOptions): Promise<Store> {
   }
   const db = new Db(pool)
   let closed: Promise<void> | undefined
-  const audit = new PgAudit(db)
-  const spans = new PgSpans(db)
   return {
     kind: 'postgres',
     tenants: new PgTenants(db),
     keys: new PgKeys(db),
     resources: new PgResources(db),
-    audit,
-    spans,
-    calls: new PgCallLog(audit, spans),
+    audit: new PgAudit(db),
+    spans: new PgSpans(db),
+    calls: new PgCallLog(db),
     memory: new PgMemory(db),
     webhooks: new PgWebhookOutbox(db),
     runs: new PgRuns(db),

@@ -359,4 +359,17 @@ CREATE INDEX mcp_session_events_stream ON mcp_session_events(session, stream, id
 CREATE INDEX mcp_session_events_age ON mcp_session_events(created_at_ms);
 `,
   },
+  // Version 9 (same as SQLite's): a tool call's span is kept in its audit row.
+  {
+    version: 9,
+    name: 'tool_call_spans_in_audit',
+    sql: `
+ALTER TABLE audit_events ADD COLUMN span_id text;
+ALTER TABLE audit_events ADD COLUMN parent_span_id text;
+ALTER TABLE audit_events ADD COLUMN start_ms double precision;
+ALTER TABLE audit_events ADD COLUMN span_name text;
+ALTER TABLE audit_events ADD COLUMN exception_type text;
+CREATE INDEX audit_tenant_trace ON audit_events(tenant, trace_id) WHERE span_id IS NOT NULL;
+`,
+  },
 ]

@@ -1,6 +1,6 @@
 import type { CallContext } from '../../context.js'
 import { uuidV7 } from '../../ids.js'
-import { decodeCallRows } from '../../telemetry/call-log.js'
+import { decodeCalls, type CallSpan } from '../../telemetry/call-log.js'
 import type {
   AuditEvent,
   AuditQuery,
@@ -12,7 +12,14 @@ import type {
 } from '../types.js'
 import { decodeCursor, encodeCursor } from '../scope.js'
 import type { Db } from './db.js'
-import { toEvent, toSpan, type AuditRow, type SpanRow } from '../rows/telemetry.js'
+import {
+  CALL_SPAN_COLUMNS,
+  SPAN_COLUMNS,
+  toEvent,
+  toSpanOrCall,
+  type AuditRow,
+  type SpanReadRow,
+} from '../rows/telemetry.js'
 
 /*
  * Audit rows and spans arrive in batches from the telemetry batchers. Each batch is one
@@ -131,32 +138,75 @@ export class PgSpans implements SpanStore {
   }
 
   async listTrace(ctx: CallContext, traceId: string): Promise<SpanRecord[]> {
-    const rows = await this.db.rows<SpanRow>(
-      'SELECT * FROM spans WHERE tenant = $1 AND trace_id = $2 ORDER BY start_ms, seq',
+    const rows = await this.db.rows<SpanReadRow>(
+      `SELECT ${SPAN_COLUMNS} FROM spans WHERE tenant = $1 AND trace_id = $2
+       UNION ALL
+       SELECT ${CALL_SPAN_COLUMNS} FROM audit_events WHERE tenant = $1 AND trace_id = $2 AND span_id IS NOT NULL
+       ORDER BY start_ms, seq`,
       [ctx.tenant, traceId],
     )
-    return rows.map(toSpan)
+    return rows.map(toSpanOrCall)
   }
 
+  /** The latest spans, newest first by start time: those of the spans table and of tool calls. */
   async recent(ctx: CallContext, limit = 100): Promise<SpanRecord[]> {
-    const rows = await this.db.rows<SpanRow>(
-      'SELECT * FROM spans WHERE tenant = $1 ORDER BY seq DESC LIMIT $2',
+    const rows = await this.db.rows<SpanReadRow>(
+      `(SELECT ${SPAN_COLUMNS} FROM spans WHERE tenant = $1 ORDER BY seq DESC LIMIT $2)
+       UNION ALL
+       (SELECT ${CALL_SPAN_COLUMNS} FROM audit_events WHERE tenant = $1 AND span_id IS NOT NULL
+         ORDER BY seq DESC LIMIT $2)
+       ORDER BY start_ms DESC, seq DESC LIMIT $2`,
       [ctx.tenant, Math.min(Math.max(limit, 1), 1000)],
     )
-    return rows.map(toSpan)
+    return rows.map(toSpanOrCall)
   }
 }
 
-/** Tool calls' audit rows and spans: decoded here, then one multi-row INSERT for each table. */
+const CALL_INSERT = `INSERT INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
+    error_code, args_hash, latency_ms, request_id, trace_id, span_id, parent_span_id, start_ms, span_name,
+    exception_type)
+  SELECT id, tenant, at, principal, principal_kind, action, target, outcome, error_code, args_hash, latency_ms,
+    request_id, trace_id, span_id, parent_span_id, start_ms, span_name, exception_type
+  FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::text[], $11::float8[], $12::text[], $13::text[], $14::text[], $15::text[],
+    $16::float8[], $17::text[], $18::text[])
+    WITH ORDINALITY AS t(id, tenant, at, principal, principal_kind, action, target, outcome, error_code,
+      args_hash, latency_ms, request_id, trace_id, span_id, parent_span_id, start_ms, span_name,
+      exception_type, ord)
+  ORDER BY ord
+  ON CONFLICT (id) DO NOTHING`
+
+/** Tool calls' audit rows, each with its span: decoded here, then one multi-row INSERT. */
 export class PgCallLog implements CallLogStore {
-  constructor(
-    private readonly audit: PgAudit,
-    private readonly spans: PgSpans,
-  ) {}
+  constructor(private readonly db: Db) {}
 
   async append(batch: ToolCallBatch): Promise<void> {
-    const rows = decodeCallRows(batch, uuidV7)
-    await this.audit.append(rows.audit)
-    await this.spans.append(rows.spans)
+    const calls: [AuditEvent, CallSpan | undefined][] = []
+    decodeCalls(batch, uuidV7, (e, s) => calls.push([e, s]))
+    for (let i = 0; i < calls.length; i += CHUNK) {
+      await this.db.rows(
+        CALL_INSERT,
+        columns(calls.slice(i, i + CHUNK), [
+          ([e]) => e.id,
+          ([e]) => e.tenant,
+          ([e]) => e.at,
+          ([e]) => e.principal,
+          ([e]) => e.principalKind,
+          ([e]) => e.action,
+          ([e]) => e.target ?? null,
+          ([e]) => e.outcome,
+          ([e]) => e.errorCode ?? null,
+          ([e]) => e.argsHash ?? null,
+          ([e]) => e.latencyMs ?? null,
+          ([e]) => e.requestId ?? null,
+          ([e]) => e.traceId ?? null,
+          ([, s]) => s?.spanId ?? null,
+          ([, s]) => s?.parentSpanId ?? null,
+          ([, s]) => s?.startMs ?? null,
+          ([, s]) => s?.name ?? null,
+          ([, s]) => s?.exceptionType ?? null,
+        ]),
+      )
+    }
   }
 }

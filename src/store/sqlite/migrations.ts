@@ -395,4 +395,19 @@ CREATE INDEX mcp_session_events_stream ON mcp_session_events(session, stream, id
 CREATE INDEX mcp_session_events_age ON mcp_session_events(created_at_ms);
 `,
   },
+  // Version 9: a tool call's span is kept in its audit row (one row per call instead of two);
+  // span reads take both tables (src/store/rows/telemetry.ts). Spans written before stay where
+  // they are. The index serves trace reads, for the rows that hold a span.
+  {
+    version: 9,
+    name: 'tool_call_spans_in_audit',
+    sql: `
+ALTER TABLE audit_events ADD COLUMN span_id TEXT;
+ALTER TABLE audit_events ADD COLUMN parent_span_id TEXT;
+ALTER TABLE audit_events ADD COLUMN start_ms REAL;
+ALTER TABLE audit_events ADD COLUMN span_name TEXT;
+ALTER TABLE audit_events ADD COLUMN exception_type TEXT;
+CREATE INDEX audit_tenant_trace ON audit_events(tenant, trace_id) WHERE span_id IS NOT NULL;
+`,
+  },
 ]

@@ -11,7 +11,15 @@ import type {
 } from '../types.js'
 import { decodeCursor, encodeCursor } from '../scope.js'
 import type { BatchWriter } from './writer.js'
-import { toEvent, toSpan, type AuditRow, type SpanRow } from '../rows/telemetry.js'
+import type { CallSpan } from '../../telemetry/call-log.js'
+import {
+  CALL_SPAN_COLUMNS,
+  SPAN_COLUMNS,
+  toEvent,
+  toSpanOrCall,
+  type AuditRow,
+  type SpanReadRow,
+} from '../rows/telemetry.js'
 
 export const AUDIT_INSERT = `INSERT OR IGNORE INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
   error_code, args_hash, latency_ms, request_id, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -32,6 +40,35 @@ export function auditParams(e: AuditEvent): unknown[] {
     e.latencyMs ?? null,
     e.requestId ?? null,
     e.traceId ?? null,
+  ]
+}
+
+/** A tool call's audit row with its span (src/store/rows/telemetry.ts): one row per call. */
+export const CALL_INSERT = `INSERT INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
+  error_code, args_hash, latency_ms, request_id, trace_id, span_id, parent_span_id, start_ms, span_name, exception_type)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+/** The CALL_INSERT parameters of a decoded tool call. Self-contained, as `auditParams`. */
+export function callParams(e: AuditEvent, s: CallSpan | undefined): unknown[] {
+  return [
+    e.id,
+    e.tenant,
+    e.at,
+    e.principal,
+    e.principalKind,
+    e.action,
+    e.target ?? null,
+    e.outcome,
+    e.errorCode ?? null,
+    e.argsHash ?? null,
+    e.latencyMs ?? null,
+    e.requestId ?? null,
+    e.traceId ?? null,
+    s ? s.spanId : null,
+    (s && s.parentSpanId) ?? null,
+    s ? s.startMs : null,
+    s ? s.name : null,
+    (s && s.exceptionType) ?? null,
   ]
 }
 
@@ -110,20 +147,33 @@ export class SqliteSpans implements SpanStore {
 
   async listTrace(ctx: CallContext, traceId: string): Promise<SpanRecord[]> {
     const rows = this.db
-      .prepare('SELECT * FROM spans WHERE tenant = ? AND trace_id = ? ORDER BY start_ms, seq')
-      .all(ctx.tenant, traceId) as SpanRow[]
-    return rows.map(toSpan)
+      .prepare(
+        `SELECT ${SPAN_COLUMNS} FROM spans WHERE tenant = ? AND trace_id = ?
+         UNION ALL
+         SELECT ${CALL_SPAN_COLUMNS} FROM audit_events WHERE tenant = ? AND trace_id = ? AND span_id IS NOT NULL
+         ORDER BY start_ms, seq`,
+      )
+      .all(ctx.tenant, traceId, ctx.tenant, traceId) as SpanReadRow[]
+    return rows.map(toSpanOrCall)
   }
 
+  /** The latest spans, newest first by start time: those of the spans table and of tool calls. */
   async recent(ctx: CallContext, limit = 100): Promise<SpanRecord[]> {
+    const n = Math.min(Math.max(limit, 1), 1000)
     const rows = this.db
-      .prepare('SELECT * FROM spans WHERE tenant = ? ORDER BY seq DESC LIMIT ?')
-      .all(ctx.tenant, Math.min(Math.max(limit, 1), 1000)) as SpanRow[]
-    return rows.map(toSpan)
+      .prepare(
+        `SELECT * FROM (SELECT ${SPAN_COLUMNS} FROM spans WHERE tenant = ? ORDER BY seq DESC LIMIT ?)
+         UNION ALL
+         SELECT * FROM (SELECT ${CALL_SPAN_COLUMNS} FROM audit_events WHERE tenant = ? AND span_id IS NOT NULL
+           ORDER BY seq DESC LIMIT ?)
+         ORDER BY start_ms DESC, seq DESC LIMIT ?`,
+      )
+      .all(ctx.tenant, n, ctx.tenant, n, n) as SpanReadRow[]
+    return rows.map(toSpanOrCall)
   }
 }
 
-/** Tool calls' audit rows and spans: decoded and inserted by the writer (off the event loop for files). */
+/** Tool calls' audit rows (each with its span): decoded and inserted by the writer (off the event loop for files). */
 export class SqliteCallLog implements CallLogStore {
   constructor(private readonly writer: BatchWriter) {}
 

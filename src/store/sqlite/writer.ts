@@ -4,13 +4,13 @@ import type Database from 'better-sqlite3'
 import { uuidV7, uuidV7Of } from '../../ids.js'
 import { decodeCalls } from '../../telemetry/call-log.js'
 import type { ToolCallBatch } from '../types.js'
-import { AUDIT_INSERT, auditParams, SPAN_INSERT, spanParams } from './telemetry.js'
+import { CALL_INSERT, callParams } from './telemetry.js'
 
 /** Writes telemetry in batches, each in one transaction. */
 export interface BatchWriter {
   /** Runs one prepared INSERT for many parameter rows. */
   run(sql: string, rows: unknown[][]): Promise<void>
-  /** Inserts the audit rows and spans of a batch of tool calls (the batch's buffer may be taken). */
+  /** Inserts the audit rows (with their spans) of a batch of tool calls (the batch's buffer may be taken). */
   calls(batch: ToolCallBatch): Promise<void>
   close(): Promise<void>
 }
@@ -31,14 +31,8 @@ export function inlineWriter(db: Database.Database): BatchWriter {
       })()
     },
     async calls(batch) {
-      const audit = prepared(AUDIT_INSERT)
-      const spans = prepared(SPAN_INSERT)
-      db.transaction(() =>
-        decodeCalls(batch, uuidV7, (e, s) => {
-          audit.run(...auditParams(e))
-          if (s) spans.run(...spanParams(s))
-        }),
-      )()
+      const insert = prepared(CALL_INSERT)
+      db.transaction(() => decodeCalls(batch, uuidV7, (e, s) => insert.run(...callParams(e, s))))()
     },
     async close() {},
   }
@@ -55,16 +49,8 @@ const { randomUUID } = require('node:crypto')
 const Database = require(workerData.driver)
 const decodeCalls = ${decodeCalls.toString()}
 const uuidV7Of = ${uuidV7Of.toString()}
-const auditParams = ${auditParams.toString()}
-const spanParams = ${spanParams.toString()}
+const callParams = ${callParams.toString()}
 const newId = (ms) => uuidV7Of(ms, randomUUID())
-// Spans of one batch share attribute maps (decodeCalls): each map's JSON is made once.
-const attributeJson = new WeakMap()
-const json = (a) => {
-  let j = attributeJson.get(a)
-  if (j === undefined) attributeJson.set(a, (j = JSON.stringify(a)))
-  return j
-}
 const db = new Database(workerData.path)
 db.pragma('journal_mode = WAL')
 db.pragma('synchronous = NORMAL')
@@ -79,12 +65,8 @@ parentPort.on('message', (m) => {
   if (m.close) { db.close(); parentPort.close(); return }
   try {
     if (m.calls) {
-      const audit = prepared(workerData.auditSql)
-      const spans = prepared(workerData.spanSql)
-      db.transaction(() => decodeCalls(m.calls, newId, (e, s) => {
-        audit.run(...auditParams(e))
-        if (s) spans.run(...spanParams(s, json(s.attributes)))
-      }))()
+      const insert = prepared(workerData.callSql)
+      db.transaction(() => decodeCalls(m.calls, newId, (e, s) => insert.run(...callParams(e, s))))()
     } else {
       const st = prepared(m.sql)
       db.transaction(() => { for (const r of m.rows) st.run(...r) })()
@@ -104,7 +86,7 @@ export function workerWriter(path: string, busyTimeoutMs = 5000): BatchWriter {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3')
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { path, driver, busyTimeoutMs, auditSql: AUDIT_INSERT, spanSql: SPAN_INSERT },
+    workerData: { path, driver, busyTimeoutMs, callSql: CALL_INSERT },
   })
   worker.unref()
   const pending = new Map<number, { resolve(): void; reject(e: Error): void }>()
