@@ -2,7 +2,7 @@ import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { systemContext } from '../../src/context.js'
 import { createLogger } from '../../src/log.js'
-import { ibanValid, luhnValid, Redactor } from '../../src/policy/redact.js'
+import { ibanValid, isUuid, luhnValid, Redactor } from '../../src/policy/redact.js'
 import { openSqliteStore } from '../../src/store/sqlite/index.js'
 import { AuditWriter, redactAudit } from '../../src/telemetry/audit.js'
 import { Telemetry } from '../../src/telemetry/tracing.js'
@@ -164,6 +164,20 @@ describe('redaction detectors (property, seeded)', () => {
       nationalIds: [{ name: 'nino', pattern: '\\b[A-Z]{2}\\d{6}[A-D]\\b' }],
     })
     expect(r.string('nino QQ123456C ok')).toBe('nino [nino] ok')
+  })
+})
+
+describe('isUuid', () => {
+  it('takes UUIDs of any case and nothing else (the regular expression it replaced, on samples)', () => {
+    const re = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+    const uuid = '0f8e2a4c-1b3d-4e5f-8a9b-0c1d2e3f4a5b'
+    const samples = [uuid, uuid.toUpperCase(), '', 'x', uuid.slice(1), `${uuid}0`, uuid.replace('-', '0')]
+    for (let i = 0; i < 36; i++) {
+      for (const c of ['g', 'G', '-', '0', 'F', ' ', '/', ':', '@', '`', '\u00e9']) {
+        samples.push(uuid.slice(0, i) + c + uuid.slice(i + 1))
+      }
+    }
+    for (const s of samples) expect(isUuid(s), s).toBe(re.test(s))
   })
 })
 
