@@ -129,17 +129,19 @@ function callAttributes(
 
 /** The span a decoded tool call will read back as (src/telemetry/call-log.ts `decodeCallRows`). */
 export function callSpanRecord(e: AuditEvent, s: CallSpan): SpanRecord {
-  const span: SpanRecord = {
-    traceId: e.traceId!,
-    spanId: s.spanId,
+  return toSpanOrCall({
+    trace_id: e.traceId!,
+    span_id: s.spanId,
+    parent_span_id: s.parentSpanId ?? null,
     tenant: e.tenant,
     name: s.name,
     kind: '2',
-    startMs: s.startMs,
-    durationMs: e.latencyMs!,
+    start_ms: s.startMs,
+    duration_ms: e.latencyMs!,
     status: e.outcome === 'ok' ? 'ok' : 'error',
-    attributes: callAttributes(e.tenant, e.principal, e.target ?? '', s.exceptionType),
-  }
-  if (s.parentSpanId !== undefined) span.parentSpanId = s.parentSpanId
-  return span
+    attributes: null,
+    principal: e.principal,
+    target: e.target ?? null,
+    exception_type: s.exceptionType ?? null,
+  })
 }

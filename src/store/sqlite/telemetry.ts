@@ -48,28 +48,17 @@ export const CALL_INSERT = `INSERT INTO audit_events (id, tenant, at, principal,
   error_code, args_hash, latency_ms, request_id, trace_id, span_id, parent_span_id, start_ms, span_name, exception_type)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-/** The CALL_INSERT parameters of a decoded tool call. Self-contained, as `auditParams`. */
+/** The CALL_INSERT parameters of a decoded tool call. Self-contained but for `auditParams` (the writer thread has both). */
 export function callParams(e: AuditEvent, s: CallSpan | undefined): unknown[] {
-  return [
-    e.id,
-    e.tenant,
-    e.at,
-    e.principal,
-    e.principalKind,
-    e.action,
-    e.target ?? null,
-    e.outcome,
-    e.errorCode ?? null,
-    e.argsHash ?? null,
-    e.latencyMs ?? null,
-    e.requestId ?? null,
-    e.traceId ?? null,
+  const p = auditParams(e)
+  p.push(
     s ? s.spanId : null,
     (s && s.parentSpanId) ?? null,
     s ? s.startMs : null,
     s ? s.name : null,
     (s && s.exceptionType) ?? null,
-  ]
+  )
+  return p
 }
 
 /** The SPAN_INSERT parameters of a span (`attributes`: its attributes' JSON, if made already). Self-contained, as `auditParams`. */

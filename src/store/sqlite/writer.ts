@@ -4,7 +4,7 @@ import type Database from 'better-sqlite3'
 import { uuidV7, uuidV7Of } from '../../ids.js'
 import { decodeCalls } from '../../telemetry/call-log.js'
 import type { ToolCallBatch } from '../types.js'
-import { CALL_INSERT, callParams } from './telemetry.js'
+import { auditParams, CALL_INSERT, callParams } from './telemetry.js'
 
 /** Writes telemetry in batches, each in one transaction. */
 export interface BatchWriter {
@@ -49,6 +49,7 @@ const { randomUUID } = require('node:crypto')
 const Database = require(workerData.driver)
 const decodeCalls = ${decodeCalls.toString()}
 const uuidV7Of = ${uuidV7Of.toString()}
+const auditParams = ${auditParams.toString()}
 const callParams = ${callParams.toString()}
 const newId = (ms) => uuidV7Of(ms, randomUUID())
 const db = new Database(workerData.path)
