@@ -52,19 +52,6 @@ export interface SpanRow {
   attributes: string
 }
 
-export const toSpan = (r: SpanRow): SpanRecord => ({
-  traceId: r.trace_id,
-  spanId: r.span_id,
-  ...(r.parent_span_id ? { parentSpanId: r.parent_span_id } : {}),
-  tenant: r.tenant,
-  name: r.name,
-  kind: r.kind,
-  startMs: r.start_ms,
-  durationMs: r.duration_ms,
-  status: r.status as SpanRecord['status'],
-  attributes: JSON.parse(r.attributes) as SpanRecord['attributes'],
-})
-
 /*
  * A tool call's span lives in its audit row (`span_id` set when the trace was sampled): one row
  * per call instead of two. Span reads take both the spans table and these rows, as the columns
@@ -89,7 +76,6 @@ export interface SpanReadRow extends Omit<SpanRow, 'attributes'> {
 }
 
 export function toSpanOrCall(r: SpanReadRow): SpanRecord {
-  if (r.attributes !== null) return toSpan(r as SpanRow)
   const span: SpanRecord = {
     traceId: r.trace_id,
     spanId: r.span_id,
@@ -99,7 +85,10 @@ export function toSpanOrCall(r: SpanReadRow): SpanRecord {
     startMs: r.start_ms,
     durationMs: r.duration_ms,
     status: r.status as SpanRecord['status'],
-    attributes: callAttributes(r.tenant, r.principal ?? '', r.target ?? '', r.exception_type),
+    attributes:
+      r.attributes !== null
+        ? (JSON.parse(r.attributes) as SpanRecord['attributes'])
+        : callAttributes(r.tenant, r.principal ?? '', r.target ?? '', r.exception_type),
   }
   if (r.parent_span_id) span.parentSpanId = r.parent_span_id
   return span
