@@ -790,7 +790,10 @@ function countRecorded(dataDir) {
       const one = (sql) => db.prepare(sql).get().n
       console.log(JSON.stringify({
         auditToolCalls: one("SELECT count(*) AS n FROM audit_events WHERE action = 'tool.call'"),
-        spans: one('SELECT count(*) AS n FROM spans'),
+        // A tool call's span is kept in its audit row (schema 9); other spans in the spans table.
+        spans:
+          one('SELECT count(*) AS n FROM spans') +
+          one("SELECT count(*) AS n FROM audit_events WHERE action = 'tool.call' AND span_id IS NOT NULL"),
       }))`
     return JSON.parse(execFileSync(process.execPath, ['-e', script, db], { cwd: ROOT, encoding: 'utf8' }))
   } catch (err) {
