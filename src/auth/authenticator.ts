@@ -78,7 +78,8 @@ export class Authenticator {
       return undefined
     }
     try {
-      const user = this.oidc?.cached(token)
+      // As authenticate(): a token with the API-key prefix is never taken for a JWT.
+      const user = token.startsWith(API_KEY_PREFIX) ? undefined : this.oidc?.cached(token)
       if (user) return userContext(user, meta)
       const rec = this.cache.get(token)
       return rec ? keyContext(rec, meta) : undefined
