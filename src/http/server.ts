@@ -79,10 +79,12 @@ export function createHttpServer(opts: HttpServerOptions): Server {
   const { authenticator, resource, limiter } = opts.auth
 
   /**
-   * Authenticates the request, or answers it (401 with a challenge naming the metadata and the
-   * scope, 403 for a user Gatehouse will not admit, 429 for a source out of failed attempts) and
-   * returns undefined. Presented-but-refused credentials are audited and spend the source's
-   * budget; a request without any credentials is the normal start of an OAuth flow and does neither.
+   * Authenticates credentials the cache does not already know good (those are answered before,
+   * without a promise, even for a source out of failed attempts), or answers the request (401 with
+   * a challenge naming the metadata and the scope, 403 for a user Gatehouse will not admit, 429
+   * for a source out of failed attempts) and returns undefined. Presented-but-refused credentials
+   * are audited and spend the source's budget; a request without any credentials is the normal
+   * start of an OAuth flow and does neither.
    */
   const authenticate = async (
     req: IncomingMessage,
@@ -97,9 +99,6 @@ export function createHttpServer(opts: HttpServerOptions): Server {
     let source = authorization && limiter.active ? sourceOf(req, opts.auth.trustProxy) : ''
     const wait = source ? limiter.retryAfterMs(source) : 0
     if (wait > 0) {
-      // Credentials already known good still work; nothing else is even looked at.
-      const known = authenticator.cached(authorization, meta)
-      if (known) return known
       sendJson(
         res,
         429,

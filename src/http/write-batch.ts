@@ -26,7 +26,6 @@ function flush(): void {
   for (let i = 0; i < n; i += 2) {
     const res = queue[i] as ServerResponse
     const body = queue[i + 1] as string | Buffer
-    queue[i] = queue[i + 1] = ''
     if (res.writableEnded || res.destroyed) continue
     try {
       res.end(body)

@@ -140,6 +140,7 @@ export class Parking {
       let first = true
       const endFirst = () => {
         first = false
+        call.onFirstPush = undefined
         if (onAbort) round!.removeEventListener('abort', onAbort)
       }
       call.onFirstPush = (push) => {
@@ -150,13 +151,11 @@ export class Parking {
         (value) => {
           if (!first) return call.settle({ ok: true, value })
           endFirst()
-          call.onFirstPush = undefined
           resolve(value)
         },
         (error: unknown) => {
           if (!first) return call.settle({ ok: false, error })
           endFirst()
-          call.onFirstPush = undefined
           reject(error)
         },
       )

@@ -162,7 +162,7 @@ export interface ToolCallBatch {
 }
 
 export interface CallLogStore {
-  /** Writes each call's audit row and span, as `audit.append` and `spans.append` write theirs. */
+  /** Writes each call's audit row, with its span in the same row (read back by `spans`). */
   append(batch: ToolCallBatch): Promise<void>
 }
 

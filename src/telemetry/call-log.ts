@@ -24,7 +24,7 @@ import { Batcher } from './batch.js'
  * |      8 |     8 | f64 duration, ms                                                               |
  * |     16 |     8 | f64 wall-clock time at the end, Unix ms (the audit row's `at`)                 |
  * |     24 |     1 | outcome: 0 ok, 1 error, 2 denied, 3 cancelled                                                  |
- * |     25 |     1 | flags: 1 sampled (has a span row), 2 parent span, 4 error code, 8 exception type, 16 request id |
+ * |     25 |     1 | flags: 1 sampled (its row holds a span), 2 parent span, 4 error code, 8 exception type, 16 request id |
  * |     26 |  2×5 | string table indexes: tenant, principal, principal kind, target, span name     |
  * |     36 |    32 | trace id (hex)                                                                 |
  * |     68 |    16 | span id (hex)                                                                  |
@@ -133,7 +133,7 @@ export class CallLog {
 
   /**
    * One finished call. `parentSpanId` is the caller's span (from its traceparent); `sampled`
-   * false (the caller's trace flags say so) keeps the audit row and drops the span row.
+   * false (the caller's trace flags say so) keeps the audit row and stores no span in it.
    */
   record(
     ctx: CallContext,

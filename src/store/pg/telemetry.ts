@@ -46,30 +46,30 @@ function columns<T>(items: readonly T[], cols: readonly ((item: T) => unknown)[]
   return cols.map((col) => items.map(col))
 }
 
+/** The AUDIT_INSERT columns of a row, in order (CALL_INSERT starts with the same). */
+const AUDIT_COLUMNS: readonly ((e: AuditEvent) => unknown)[] = [
+  (e) => e.id,
+  (e) => e.tenant,
+  (e) => e.at,
+  (e) => e.principal,
+  (e) => e.principalKind,
+  (e) => e.action,
+  (e) => e.target ?? null,
+  (e) => e.outcome,
+  (e) => e.errorCode ?? null,
+  (e) => e.argsHash ?? null,
+  (e) => e.latencyMs ?? null,
+  (e) => e.requestId ?? null,
+  (e) => e.traceId ?? null,
+]
+
 export class PgAudit implements AuditStore {
   constructor(private readonly db: Db) {}
 
   async append(events: AuditEvent[]): Promise<void> {
     for (let i = 0; i < events.length; i += CHUNK) {
       const chunk = events.slice(i, i + CHUNK)
-      await this.db.rows(
-        AUDIT_INSERT,
-        columns(chunk, [
-          (e) => e.id,
-          (e) => e.tenant,
-          (e) => e.at,
-          (e) => e.principal,
-          (e) => e.principalKind,
-          (e) => e.action,
-          (e) => e.target ?? null,
-          (e) => e.outcome,
-          (e) => e.errorCode ?? null,
-          (e) => e.argsHash ?? null,
-          (e) => e.latencyMs ?? null,
-          (e) => e.requestId ?? null,
-          (e) => e.traceId ?? null,
-        ]),
-      )
+      await this.db.rows(AUDIT_INSERT, columns(chunk, AUDIT_COLUMNS))
     }
   }
 
@@ -176,37 +176,27 @@ const CALL_INSERT = `INSERT INTO audit_events (id, tenant, at, principal, princi
   ORDER BY ord
   ON CONFLICT (id) DO NOTHING`
 
+type Call = readonly [AuditEvent, CallSpan | undefined]
+
+/** The CALL_INSERT columns of a decoded call: the audit row's, then its span's. */
+const CALL_COLUMNS: readonly ((c: Call) => unknown)[] = [
+  ...AUDIT_COLUMNS.map((col) => (c: Call) => col(c[0])),
+  ([, s]) => s?.spanId ?? null,
+  ([, s]) => s?.parentSpanId ?? null,
+  ([, s]) => s?.startMs ?? null,
+  ([, s]) => s?.name ?? null,
+  ([, s]) => s?.exceptionType ?? null,
+]
+
 /** Tool calls' audit rows, each with its span: decoded here, then one multi-row INSERT. */
 export class PgCallLog implements CallLogStore {
   constructor(private readonly db: Db) {}
 
   async append(batch: ToolCallBatch): Promise<void> {
-    const calls: [AuditEvent, CallSpan | undefined][] = []
+    const calls: Call[] = []
     decodeCalls(batch, uuidV7, (e, s) => calls.push([e, s]))
     for (let i = 0; i < calls.length; i += CHUNK) {
-      await this.db.rows(
-        CALL_INSERT,
-        columns(calls.slice(i, i + CHUNK), [
-          ([e]) => e.id,
-          ([e]) => e.tenant,
-          ([e]) => e.at,
-          ([e]) => e.principal,
-          ([e]) => e.principalKind,
-          ([e]) => e.action,
-          ([e]) => e.target ?? null,
-          ([e]) => e.outcome,
-          ([e]) => e.errorCode ?? null,
-          ([e]) => e.argsHash ?? null,
-          ([e]) => e.latencyMs ?? null,
-          ([e]) => e.requestId ?? null,
-          ([e]) => e.traceId ?? null,
-          ([, s]) => s?.spanId ?? null,
-          ([, s]) => s?.parentSpanId ?? null,
-          ([, s]) => s?.startMs ?? null,
-          ([, s]) => s?.name ?? null,
-          ([, s]) => s?.exceptionType ?? null,
-        ]),
-      )
+      await this.db.rows(CALL_INSERT, columns(calls.slice(i, i + CHUNK), CALL_COLUMNS))
     }
   }
 }

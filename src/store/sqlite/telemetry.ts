@@ -21,7 +21,7 @@ import {
   type SpanReadRow,
 } from '../rows/telemetry.js'
 
-export const AUDIT_INSERT = `INSERT OR IGNORE INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
+const AUDIT_INSERT = `INSERT OR IGNORE INTO audit_events (id, tenant, at, principal, principal_kind, action, target, outcome,
   error_code, args_hash, latency_ms, request_id, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 /** The AUDIT_INSERT parameters of a row. Self-contained: the writer thread runs its source (writer.ts). */
@@ -61,8 +61,8 @@ export function callParams(e: AuditEvent, s: CallSpan | undefined): unknown[] {
   return p
 }
 
-/** The SPAN_INSERT parameters of a span (`attributes`: its attributes' JSON, if made already). Self-contained, as `auditParams`. */
-export function spanParams(s: SpanRecord, attributes: string = JSON.stringify(s.attributes)): unknown[] {
+/** The SPAN_INSERT parameters of a span. */
+function spanParams(s: SpanRecord): unknown[] {
   return [
     s.traceId,
     s.spanId,
@@ -73,7 +73,7 @@ export function spanParams(s: SpanRecord, attributes: string = JSON.stringify(s.
     s.startMs,
     s.durationMs,
     s.status,
-    attributes,
+    JSON.stringify(s.attributes),
   ]
 }
 
@@ -117,7 +117,7 @@ export class SqliteAudit implements AuditStore {
   }
 }
 
-export const SPAN_INSERT = `INSERT INTO spans (trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms, status, attributes)
+const SPAN_INSERT = `INSERT INTO spans (trace_id, span_id, parent_span_id, tenant, name, kind, start_ms, duration_ms, status, attributes)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 export class SqliteSpans implements SpanStore {
@@ -128,10 +128,7 @@ export class SqliteSpans implements SpanStore {
 
   async append(spans: SpanRecord[]): Promise<void> {
     if (!spans.length) return
-    await this.writer.run(
-      SPAN_INSERT,
-      spans.map((s) => spanParams(s)),
-    )
+    await this.writer.run(SPAN_INSERT, spans.map(spanParams))
   }
 
   async listTrace(ctx: CallContext, traceId: string): Promise<SpanRecord[]> {
