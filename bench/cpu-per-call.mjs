@@ -5,11 +5,13 @@
 // here on CPU 1, as in bench/tools-call.mjs.
 //
 //   node bench/cpu-per-call.mjs [--root DIR] [--era 2026|2025] [--calls N] [--rounds R] [--node-flags "..."]
+//                               [--base DIR] [--base-node-flags "..."]
 //
 // --root is a checkout whose dist/ is built (default: this one). To compare two builds, give
 // --base DIR: rounds then alternate base and this root, and the means are printed at the end.
 // A checkout of another commit is one command away:
 //   git worktree add /tmp/base <rev> && (cd /tmp/base && npm ci && npm run build)
+// To compare Node or V8 flags on one build, give --base . and the base's flags with --base-node-flags.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -29,6 +31,7 @@ const { values: o } = parseArgs({
     calls: { type: 'string', default: '30000' },
     rounds: { type: 'string', default: '3' },
     'node-flags': { type: 'string', default: '' },
+    'base-node-flags': { type: 'string' },
   },
 })
 if (o.era !== '2026' && o.era !== '2025') throw new Error(`--era must be 2026 or 2025, not ${o.era}`)
@@ -53,11 +56,11 @@ function threads(pid) {
   return out
 }
 
-async function measure(root) {
+async function measure(root, nodeFlags) {
   const up = await startEchoUpstream()
   const data = mkdtempSync(join(tmpdir(), 'gh-cpu-'))
   const args = [
-    ...o['node-flags'].split(' ').filter(Boolean),
+    ...nodeFlags.split(' ').filter(Boolean),
     join(root, 'bin/gatehouse.js'),
     'start',
     '--port',
@@ -183,7 +186,10 @@ const totals = new Map(builds.map(([n]) => [n, []]))
 console.log(`${o.era} era, ${CALLS} calls per round at 64 connections; ${plan.why}`)
 for (let i = 0; i < Number(o.rounds); i++) {
   for (const [name, root] of builds) {
-    const m = await measure(root)
+    const m = await measure(
+      root,
+      name === 'base' ? (o['base-node-flags'] ?? o['node-flags']) : o['node-flags'],
+    )
     totals.get(name).push(m.user + m.sys)
     console.log(
       `${name.padEnd(4)} ${(m.user + m.sys).toFixed(1).padStart(6)} µs/call (user ${m.user.toFixed(1)}, sys ${m.sys.toFixed(1)}), ${m.csw.toFixed(2)} context switches/call; by thread ${m.per.join(' ')}`,
@@ -197,6 +203,15 @@ for (const [name, v] of totals) {
   )
 }
 if (o.base) {
-  const [b, t] = [...totals.values()].map((v) => v.reduce((a, c) => a + c, 0) / v.length)
-  console.log(`this / base = ${(t / b).toFixed(3)}`)
+  const [bs, ts] = [...totals.values()]
+  const [b, t] = [bs, ts].map((v) => v.reduce((a, c) => a + c, 0) / v.length)
+  // Each round's pair ran back to back, so its ratio shares most of the machine's noise; the median
+  // of those ratios moves less than the ratio of the means when one round is disturbed.
+  const ratios = ts.map((x, i) => x / bs[i]).sort((x, y) => x - y)
+  const mid = ratios.length >> 1
+  const median = ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2
+  console.log(
+    `this / base = ${(t / b).toFixed(3)} (means); median of the rounds' ratios ${median.toFixed(3)}, ` +
+      `range ${ratios[0].toFixed(3)}–${ratios.at(-1).toFixed(3)}; minimums ${(Math.min(...ts) / Math.min(...bs)).toFixed(3)}`,
+  )
 }
