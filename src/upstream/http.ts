@@ -152,6 +152,10 @@ export class HttpTransport implements RpcTransport {
     void this.runListenStream(this.listen.signal, filter)
   }
 
+  /**
+   * The stream is quiet for as long as nothing changes upstream: no body timeout (undici's default
+   * would cut it every five minutes, and a notification sent while it is opened again is lost).
+   */
   private openStream(signal: AbortSignal, filter: JsonObject): Promise<Dispatcher.ResponseData> {
     if (this.opts.era === LEGACY) {
       return this.pool.request({
@@ -159,6 +163,7 @@ export class HttpTransport implements RpcTransport {
         method: 'GET',
         headers: { ...this.headersFor('', undefined, undefined), accept: 'text/event-stream' },
         signal,
+        bodyTimeout: 0,
       })
     }
     const body = JSON.stringify({
@@ -173,6 +178,7 @@ export class HttpTransport implements RpcTransport {
       headers: this.headersFor('subscriptions/listen', undefined, undefined),
       body,
       signal,
+      bodyTimeout: 0,
     })
   }
 

@@ -49,15 +49,31 @@ export interface SendOptions {
  * not need: here a JSON body is gathered straight from the parser's chunks, refused past `limit`
  * bytes, and only an SSE answer gets a stream (with backpressure). Errors (connection refused,
  * reset, aborted, too large) reject the promise, or destroy the stream once it was handed out.
+ *
+ * The caller bounds the exchange (the call's deadline, through `aborter`), so undici's own headers
+ * and body timeouts are off: at their 300 s defaults they would cut short a call whose connector
+ * allows it longer (`timeout_ms` goes up to an hour), or an answer stream quiet for five minutes.
  */
 export function send(
   dispatcher: Dispatcher,
   opts: SendOptions,
   limit: number,
-  aborter?: Aborter,
+  aborter: Aborter,
 ): Promise<UpstreamReply> {
   return new Promise((resolve, reject) => {
-    dispatcher.dispatch(opts, new ReplyHandler(resolve, reject, limit, aborter))
+    dispatcher.dispatch(
+      // A literal of one shape: a spread of `opts` here made undici's Request constructor build
+      // new hidden classes per call (measured: ~20 % more CPU per call at 64 connections).
+      {
+        path: opts.path,
+        method: opts.method,
+        headers: opts.headers,
+        body: opts.body,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      },
+      new ReplyHandler(resolve, reject, limit, aborter),
+    )
   })
 }
 
@@ -74,12 +90,12 @@ class ReplyHandler implements Dispatcher.DispatchHandler {
     private readonly resolve: (reply: UpstreamReply) => void,
     private readonly reject: (err: Error) => void,
     private readonly limit: number,
-    private readonly aborter: Aborter | undefined,
+    private readonly aborter: Aborter,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller
-    this.aborter?.attach(controller)
+    this.aborter.attach(controller)
   }
 
   onResponseStart(
@@ -117,7 +133,7 @@ class ReplyHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.ended = true
-    this.aborter?.detach(this.controller)
+    this.aborter.detach(this.controller)
     if (this.stream) {
       this.stream.push(null)
       return
@@ -132,7 +148,7 @@ class ReplyHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.ended = true
-    this.aborter?.detach(this.controller)
+    this.aborter.detach(this.controller)
     if (this.stream) this.stream.destroy(err)
     else this.reject(err)
   }

@@ -1,9 +1,15 @@
 import { createServer, type Server, type ServerResponse } from 'node:http'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRequire } from 'node:module'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createLogger } from '../../src/log.js'
 import { HttpTransport } from '../../src/upstream/http.js'
 import { Cancellation } from '../../src/upstream/cancel.js'
 import { UpstreamRpcError, UpstreamUnavailableError } from '../../src/upstream/rpc.js'
+
+/** undici's own clock for its request timers; `tick` moves it on (undici exports it for tests). */
+const undiciTimers = createRequire(import.meta.url)('undici/lib/util/timers.js') as {
+  tick(ms: number): void
+}
 
 /** An upstream that misbehaves on purpose, to check the client's limits. */
 describe('HttpTransport against a hostile upstream', () => {
@@ -14,6 +20,10 @@ describe('HttpTransport against a hostile upstream', () => {
   /** The id of the last POSTed request, answered on the resumed GET stream. */
   let polledId: unknown
   const seen: { method: string; lastEventId: string | undefined }[] = []
+  /** Notification streams the server holds open (GET with the `listen-session` session). */
+  const listens: ServerResponse[] = []
+  /** Called when a `slow` call reaches the server. */
+  let slowArrived: (() => void) | undefined
   beforeAll(async () => {
     server = createServer((req, res) => {
       let body = ''
@@ -21,6 +31,15 @@ describe('HttpTransport against a hostile upstream', () => {
         .on('data', (d) => (body += d))
         .on('end', () => {
           seen.push({ method: req.method!, lastEventId: req.headers['last-event-id'] as string | undefined })
+          if (req.method === 'GET' && req.headers['mcp-session-id'] === 'listen-session') {
+            // The standalone notification stream of a 2025 session: open, and quiet until told.
+            res.writeHead(200, { 'content-type': 'text/event-stream' })
+            res.write(': open\n\n')
+            listens.push(res)
+            held.add(res)
+            res.on('close', () => held.delete(res))
+            return
+          }
           if (req.method === 'GET') {
             if (req.headers['last-event-id'] !== 'e1' || polledId === 'refuse') {
               res.writeHead(405).end()
@@ -58,6 +77,21 @@ describe('HttpTransport against a hostile upstream', () => {
             polledId = params.name === 'polled' ? id : 'refuse'
             res.writeHead(200, { 'content-type': 'text/event-stream' })
             res.end('id: e1\nretry: 10\ndata: \n\n')
+          } else if (params?.name === 'slow' || params?.name === 'slow-stream') {
+            // Answers late (as a long tool does): as JSON, or as SSE with a pause inside the body.
+            slowArrived?.()
+            const answer = JSON.stringify({
+              jsonrpc: '2.0',
+              id,
+              result: { content: [{ type: 'text', text: 'late' }] },
+            })
+            if (params.name === 'slow') {
+              setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(answer), 300)
+            } else {
+              res.writeHead(200, { 'content-type': 'text/event-stream' })
+              res.write(': working\n\n')
+              setTimeout(() => res.end(`data: ${answer}\n\n`), 300)
+            }
           } else if (params?.name === 'huge') {
             res.writeHead(200, { 'content-type': 'application/json' })
             res.end(
@@ -134,6 +168,46 @@ describe('HttpTransport against a hostile upstream', () => {
     await expect(t.request('tools/call', { name: 'fine' }, { timeoutMs: 5000 })).resolves.toMatchObject({
       content: [{ text: 'ok' }],
     })
+    await t.close()
+  })
+
+  it("lets a call run as long as its own timeout allows, past undici's 300 s defaults", async () => {
+    // The call's deadline is the transport's timer (connector timeout_ms, up to an hour); undici's
+    // headers and body timeouts (300 s unless told otherwise) must not cut such a call short.
+    const t = transport()
+    for (const name of ['slow', 'slow-stream']) {
+      const arrived = new Promise<void>((r) => (slowArrived = r))
+      const p = t.request('tools/call', { name }, { timeoutMs: 3_600_000 })
+      await arrived
+      await new Promise((r) => setTimeout(r, 100)) // the SSE answer's first bytes are in
+      // Twenty minutes on undici's clock (a timer joins undici's list on the first tick).
+      undiciTimers.tick(0)
+      undiciTimers.tick(20 * 60_000)
+      await expect(p).resolves.toMatchObject({ content: [{ text: 'late' }] })
+    }
+    slowArrived = undefined
+    await t.close()
+  })
+
+  it("keeps a quiet notification stream open past undici's 300 s body timeout", async () => {
+    const t = transport('2025-11-25')
+    t.sessionId = 'listen-session'
+    const notes: string[] = []
+    t.onNotification = (method) => notes.push(method)
+    t.openListenStream()
+    await vi.waitFor(() => expect(listens).toHaveLength(1))
+    await new Promise((r) => setTimeout(r, 50)) // the stream's first bytes are in
+    undiciTimers.tick(0)
+    undiciTimers.tick(20 * 60_000)
+    await new Promise((r) => setTimeout(r, 50))
+    listens[0]!.write(
+      `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' })}\n\n`,
+    )
+    await vi.waitFor(() => expect(notes).toEqual(['notifications/tools/list_changed']))
+    // Still the first stream: it was not cut and opened again.
+    expect(listens).toHaveLength(1)
+    expect(listens[0]!.destroyed).toBe(false)
+    t.sessionId = undefined // no DELETE of a session the server never made
     await t.close()
   })
 
