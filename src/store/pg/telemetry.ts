@@ -41,9 +41,20 @@ const AUDIT_INSERT = `INSERT INTO audit_events (id, tenant, at, principal, princ
   ORDER BY ord
   ON CONFLICT (id) DO NOTHING`
 
-/** Column arrays of a batch. */
-function columns<T>(items: readonly T[], cols: readonly ((item: T) => unknown)[]): unknown[][] {
-  return cols.map((col) => items.map(col))
+/** Inserts `items` with `sql` (one array parameter per column of `cols`), CHUNK rows per statement. */
+async function insertColumns<T>(
+  db: Db,
+  sql: string,
+  items: readonly T[],
+  cols: readonly ((item: T) => unknown)[],
+): Promise<void> {
+  for (let i = 0; i < items.length; i += CHUNK) {
+    const chunk = items.slice(i, i + CHUNK)
+    await db.rows(
+      sql,
+      cols.map((col) => chunk.map(col)),
+    )
+  }
 }
 
 /** The AUDIT_INSERT columns of a row, in order (CALL_INSERT starts with the same). */
@@ -67,10 +78,7 @@ export class PgAudit implements AuditStore {
   constructor(private readonly db: Db) {}
 
   async append(events: AuditEvent[]): Promise<void> {
-    for (let i = 0; i < events.length; i += CHUNK) {
-      const chunk = events.slice(i, i + CHUNK)
-      await this.db.rows(AUDIT_INSERT, columns(chunk, AUDIT_COLUMNS))
-    }
+    await insertColumns(this.db, AUDIT_INSERT, events, AUDIT_COLUMNS)
   }
 
   async list(ctx: CallContext, query: AuditQuery = {}): Promise<{ items: AuditEvent[]; next?: string }> {
@@ -113,28 +121,25 @@ const SPAN_INSERT = `INSERT INTO spans (trace_id, span_id, parent_span_id, tenan
       attributes, ord)
   ORDER BY ord`
 
+/** The SPAN_INSERT columns of a span, in order. */
+const SPAN_INSERT_COLUMNS: readonly ((s: SpanRecord) => unknown)[] = [
+  (s) => s.traceId,
+  (s) => s.spanId,
+  (s) => s.parentSpanId ?? null,
+  (s) => s.tenant,
+  (s) => s.name,
+  (s) => s.kind,
+  (s) => s.startMs,
+  (s) => s.durationMs,
+  (s) => s.status,
+  (s) => JSON.stringify(s.attributes),
+]
+
 export class PgSpans implements SpanStore {
   constructor(private readonly db: Db) {}
 
   async append(spans: SpanRecord[]): Promise<void> {
-    for (let i = 0; i < spans.length; i += CHUNK) {
-      const chunk = spans.slice(i, i + CHUNK)
-      await this.db.rows(
-        SPAN_INSERT,
-        columns(chunk, [
-          (s) => s.traceId,
-          (s) => s.spanId,
-          (s) => s.parentSpanId ?? null,
-          (s) => s.tenant,
-          (s) => s.name,
-          (s) => s.kind,
-          (s) => s.startMs,
-          (s) => s.durationMs,
-          (s) => s.status,
-          (s) => JSON.stringify(s.attributes),
-        ]),
-      )
-    }
+    await insertColumns(this.db, SPAN_INSERT, spans, SPAN_INSERT_COLUMNS)
   }
 
   async listTrace(ctx: CallContext, traceId: string): Promise<SpanRecord[]> {
@@ -195,8 +200,6 @@ export class PgCallLog implements CallLogStore {
   async append(batch: ToolCallBatch): Promise<void> {
     const calls: Call[] = []
     decodeCalls(batch, uuidV7, (e, s) => calls.push([e, s]))
-    for (let i = 0; i < calls.length; i += CHUNK) {
-      await this.db.rows(CALL_INSERT, columns(calls.slice(i, i + CHUNK), CALL_COLUMNS))
-    }
+    await insertColumns(this.db, CALL_INSERT, calls, CALL_COLUMNS)
   }
 }
