@@ -11,7 +11,8 @@ import { randomFillSync, randomUUID } from 'node:crypto'
  * ~6 µs with these.
  */
 export function uuidV7(now = Date.now()): string {
-  return `${timePrefix(now)}-7${randomUUID().slice(15)}`
+  atMs(now)
+  return `${timeUuid}-7${randomUUID().slice(15)}`
 }
 
 /**
@@ -24,23 +25,23 @@ export function uuidV7Of(ms: number, v4: string): string {
   return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${v4.slice(15)}`
 }
 
-/** The time part of ids made in one millisecond is the same: formatted once per millisecond. */
-let prefixMs = -1
-let prefix = ''
-function timePrefix(now: number): string {
-  if (now !== prefixMs) {
-    const t = now.toString(16).padStart(12, '0')
-    prefix = `${t.slice(0, 8)}-${t.slice(8, 12)}`
-    prefixMs = now
-  }
-  return prefix
+/**
+ * The time part of ids made in one millisecond is the same: formatted once per millisecond, as
+ * 12 hex digits (trace ids) and as a UUID's first two groups (`uuidV7`).
+ */
+let timeMs = -1
+let timeHex = ''
+let timeUuid = ''
+function atMs(now: number): void {
+  if (now === timeMs) return
+  timeMs = now
+  timeHex = now.toString(16).padStart(12, '0')
+  timeUuid = `${timeHex.slice(0, 8)}-${timeHex.slice(8, 12)}`
 }
 
 /** Random bytes for trace ids, drawn 4 KiB at a time. */
 const pool = Buffer.allocUnsafe(4096)
 let poolAt = pool.length
-let hexMs = -1
-let hexTime = ''
 
 /**
  * A W3C trace id (32 hex digits) that begins with the time: 12 hex digits of Unix milliseconds,
@@ -52,12 +53,9 @@ export function timeOrderedTraceId(now = Date.now()): string {
     randomFillSync(pool)
     poolAt = 0
   }
-  if (now !== hexMs) {
-    hexMs = now
-    hexTime = now.toString(16).padStart(12, '0')
-  }
+  atMs(now)
   // The first hex digit of the 10 bytes gives way to the version digit: 19 random digits stay.
-  const id = `${hexTime}7${pool.toString('hex', poolAt, poolAt + 10).slice(1)}`
+  const id = `${timeHex}7${pool.toString('hex', poolAt, poolAt + 10).slice(1)}`
   poolAt += 10
   return id
 }
