@@ -8,6 +8,15 @@ import { CallLog } from '../../src/telemetry/call-log.js'
  * The store contract: every implementation (SQLite now, PostgreSQL later) runs this suite.
  * Tenant isolation is part of the contract, not an afterthought.
  */
+/** The span attributes a tool call of `crm/find` by key `k-acme` in tenant acme reads back with. */
+const FIND_ATTRIBUTES = {
+  'gatehouse.tenant': 'acme',
+  'gatehouse.principal': 'k-acme',
+  'gatehouse.connector': 'crm',
+  'mcp.tool.name': 'find',
+  'mcp.method.name': 'tools/call',
+}
+
 export function storeContract(name: string, open: () => Promise<Store>): void {
   describe(`store contract: ${name}`, () => {
     let store: Store
@@ -256,13 +265,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           startMs: 1000,
           durationMs: 2.5,
           status: 'ok',
-          attributes: {
-            'gatehouse.tenant': 'acme',
-            'gatehouse.principal': 'k-acme',
-            'gatehouse.connector': 'crm',
-            'mcp.tool.name': 'find',
-            'mcp.method.name': 'tools/call',
-          },
+          attributes: FIND_ATTRIBUTES,
         },
         expect.objectContaining({ spanId: s(2), parentSpanId: s(1), status: 'error', startMs: 1001 }),
       ])
@@ -350,14 +353,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(trace[2]).toMatchObject({
         status: 'error',
         durationMs: 3,
-        attributes: {
-          'gatehouse.tenant': 'acme',
-          'gatehouse.principal': 'k-acme',
-          'gatehouse.connector': 'crm',
-          'mcp.tool.name': 'find',
-          'mcp.method.name': 'tools/call',
-          'exception.type': 'GatewayError',
-        },
+        attributes: { ...FIND_ATTRIBUTES, 'exception.type': 'GatewayError' },
       })
       const recent = await store.spans.recent(admin('acme'))
       expect(recent.map((x) => x.spanId)).toEqual([s(80), s(72), s(71), s(70)])
