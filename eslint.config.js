@@ -30,4 +30,23 @@ export default tseslint.config(
     ignores: ['src/cli/**'],
     rules: { 'no-console': 'error' },
   },
+  {
+    // On Node 20 an enabled AsyncLocalStorage (or any async hook) installs promise hooks for the
+    // whole process: +2–9 % CPU on every later tool call (bench/README.md). Pass context explicitly.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'node:async_hooks',
+              message: 'promise hooks slow the whole process; pass context explicitly',
+            },
+            { name: 'async_hooks', message: 'promise hooks slow the whole process; pass context explicitly' },
+          ],
+        },
+      ],
+    },
+  },
 )

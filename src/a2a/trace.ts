@@ -3,11 +3,13 @@
  * (src/agents/a2a.ts) without changing it: each of its journaled remote steps (`a2a:send`,
  * `a2a:wait`, `a2a:reply:N`, `a2a:wait:N`) that really executes gets a CLIENT span, child of the
  * run's span, and an audit row `a2a.call`, like a tool call; every HTTP request the step makes
- * carries that span as W3C `traceparent`. Replayed steps do nothing, so they record nothing.
+ * carries that span as W3C `traceparent` (handed to the step as `A2aStepInfo.headers`: explicitly,
+ * not through an AsyncLocalStorage, whose promise hooks would slow every promise in the process
+ * once enabled). Replayed steps do nothing, so they record nothing.
  */
-import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import type { A2aStepInfo } from '../agents/a2a.js'
 import { defineAgent, type AgentContext, type StepInfo } from '../agents/define.js'
 import type { CallContext } from '../context.js'
 import { toGatewayError } from '../errors.js'
@@ -16,41 +18,13 @@ import type { AuditWriter } from '../telemetry/audit.js'
 import { TENANT_ATTR, type Telemetry } from '../telemetry/tracing.js'
 import { safeUrl } from '../net/url.js'
 
-/** The trace headers of the step executing in this async context. */
-const traceHeaders = new AsyncLocalStorage<Record<string, string>>()
-
-/**
- * The agent's headers, plus `traceparent`/`tracestate` of the current step while one runs: the
- * agent reads its headers for every request (Object.entries), so a proxy adds them per request.
- */
-function withTraceHeaders(base: Record<string, string>): Record<string, string> {
-  const extra = (): Record<string, string> | undefined => traceHeaders.getStore()
-  return new Proxy(base, {
-    ownKeys: (t) => {
-      const e = extra()
-      return e ? [...new Set([...Reflect.ownKeys(t), ...Object.keys(e)])] : Reflect.ownKeys(t)
-    },
-    getOwnPropertyDescriptor: (t, k) => {
-      const e = extra()
-      if (typeof k === 'string' && e && k in e)
-        return { value: e[k], enumerable: true, configurable: true, writable: false }
-      return Reflect.getOwnPropertyDescriptor(t, k)
-    },
-    get: (t, k, receiver) => {
-      const e = extra()
-      if (typeof k === 'string' && e && k in e) return e[k]
-      return Reflect.get(t, k, receiver) as unknown
-    },
-  })
-}
-
 /** Wraps the `a2a` agent builder so its remote calls are traced and audited. */
 export function tracedA2aAgents(
   build: AgentBuilders['a2a'],
   deps: { telemetry: Telemetry; audit: AuditWriter },
 ): AgentBuilders['a2a'] {
   return (name, spec, headers) => {
-    const def = build(name, spec, withTraceHeaders(headers))
+    const def = build(name, spec, headers)
     const remote = safeUrl(spec.url)
     const traced = (ctx: AgentContext): AgentContext => {
       const cc = (ctx as { callContext?: CallContext }).callContext
@@ -76,7 +50,8 @@ export function tracedA2aAgents(
           let outcome: 'ok' | 'error' | 'cancelled' = 'ok'
           let errorCode: string | undefined
           try {
-            const result = await traceHeaders.run(deps.telemetry.inject(span), () => fn(info))
+            const stepInfo: A2aStepInfo = { ...info, headers: deps.telemetry.inject(span) }
+            const result = await fn(stepInfo)
             const snap =
               (result as { snapshot?: { taskId?: unknown; state?: unknown } } | undefined)?.snapshot ??
               (result as { taskId?: unknown; state?: unknown } | undefined)

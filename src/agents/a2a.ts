@@ -38,7 +38,7 @@ import {
 } from '@a2a-js/sdk/client'
 import { GatewayError } from '../errors.js'
 import type { A2aAgentSpec } from '../manifests/schema.js'
-import { defineAgent, type AgentContext, type AgentDefinition } from './define.js'
+import { defineAgent, type AgentContext, type AgentDefinition, type StepInfo } from './define.js'
 import { safeUrl } from '../net/url.js'
 
 /** A part in A2A 1.0 JSON: `{text}`, `{data}`, `{url, mediaType?, filename?}` or `{raw}` (+ metadata). */
@@ -101,6 +101,22 @@ interface LiveStream {
 interface Remote {
   client: Client
   streaming: boolean
+}
+
+/**
+ * What a step of this agent type may be given besides StepInfo: headers for every request the
+ * step makes. The gateway's A2A tracing (src/a2a/trace.ts) passes the W3C trace context of the
+ * step's span here; this module knows nothing of tracing.
+ */
+export interface A2aStepInfo extends StepInfo {
+  readonly headers?: Readonly<Record<string, string>>
+}
+
+type StepHeaders = A2aStepInfo['headers']
+
+/** Per-request options of the SDK client: the step's headers go as service parameters (HTTP headers). */
+function requestOptions(signal: AbortSignal, headers: StepHeaders) {
+  return headers ? { signal, serviceParameters: { ...headers } } : { signal }
 }
 
 const REQUEST_TIMEOUT_MS = 30_000
@@ -177,11 +193,11 @@ export function a2aAgent(
   }
 
   /** Card discovery and client: per execution, never journaled (no side effects). */
-  const connect = async (): Promise<Remote> => {
+  const connect = async (headers: StepHeaders): Promise<Remote> => {
     let raw = cachedCard && Date.now() - cachedCard.at < CARD_TTL_MS ? cachedCard.raw : undefined
     if (!raw) {
       try {
-        raw = await fetchCard(cardUrl, fetchImpl)
+        raw = await fetchCard(cardUrl, fetchImpl, headers)
       } catch (err) {
         throw failure(`fetching the agent card ${safeUrl(cardUrl)}`, err)
       }
@@ -206,7 +222,8 @@ export function a2aAgent(
     remote: Remote,
     message: Record<string, unknown>,
     live: Live,
-    answering?: string,
+    answering: string | undefined,
+    headers: StepHeaders,
   ): Promise<Sent> => {
     const sentAt = Date.now()
     const sent = (snapshot: A2aTaskSnapshot): Sent => ({
@@ -220,9 +237,10 @@ export function a2aAgent(
     })
     try {
       if (!remote.streaming) {
-        const result = await remote.client.sendMessage(request, {
-          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-        })
+        const result = await remote.client.sendMessage(
+          request,
+          requestOptions(AbortSignal.timeout(REQUEST_TIMEOUT_MS), headers),
+        )
         const event: StreamResponse =
           'messageId' in result
             ? { payload: { $case: 'message', value: result } }
@@ -231,7 +249,7 @@ export function a2aAgent(
       }
       const abort = new AbortController()
       const timer = setTimeout(() => abort.abort(new DeadlineExceeded()), REQUEST_TIMEOUT_MS)
-      const events = remote.client.sendMessageStream(request, { signal: abort.signal })
+      const events = remote.client.sendMessageStream(request, requestOptions(abort.signal, headers))
       let first: IteratorResult<StreamResponse>
       try {
         first = await events.next()
@@ -260,6 +278,7 @@ export function a2aAgent(
     sent: Sent,
     live: Live,
     ctx: AgentContext,
+    headers: StepHeaders,
   ): Promise<A2aTaskSnapshot> => {
     let snap = sent.snapshot
     const emit = (events: Emitted[]) => {
@@ -278,7 +297,7 @@ export function a2aAgent(
     // fails with an error the journal can keep.
     const halt = async (): Promise<never> => {
       if (ctx.signal.aborted) throw abortReason(ctx.signal)
-      await cancelRemote(remote, snap.taskId)
+      await cancelRemote(remote, snap.taskId, headers)
       throw new GatewayError(
         'timeout',
         `${label} (${where}): remote task ${snap.taskId} did not settle within timeout_ms (${spec.timeout_ms} ms)`,
@@ -294,7 +313,7 @@ export function a2aAgent(
         if (stop.aborted) return halt()
         if (stream || remote.streaming) {
           try {
-            stream ??= resubscribe(remote, snap.taskId, stop)
+            stream ??= resubscribe(remote, snap.taskId, stop, headers)
             for (let r = await stream.events.next(); !r.done; r = await stream.events.next()) {
               const step = apply(snap, r.value)
               snap = step.snapshot
@@ -314,7 +333,7 @@ export function a2aAgent(
         try {
           const task = await remote.client.getTask(
             { tenant: '', id: snap.taskId, historyLength: 0 },
-            { signal: AbortSignal.any([stop, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) },
+            requestOptions(AbortSignal.any([stop, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]), headers),
           )
           const step = apply(snap, { payload: { $case: 'task', value: task } })
           snap = step.snapshot
@@ -333,20 +352,29 @@ export function a2aAgent(
     }
   }
 
-  const resubscribe = (remote: Remote, taskId: string, stop: AbortSignal): LiveStream => {
+  const resubscribe = (
+    remote: Remote,
+    taskId: string,
+    stop: AbortSignal,
+    headers: StepHeaders,
+  ): LiveStream => {
     const abort = new AbortController()
     const signal = AbortSignal.any([stop, abort.signal])
-    const events = remote.client.resubscribeTask({ tenant: '', id: taskId }, { signal })
+    const events = remote.client.resubscribeTask({ tenant: '', id: taskId }, requestOptions(signal, headers))
     return { events, abort }
   }
 
   /** Best effort: the run is failing or cancelled either way, so errors are swallowed. */
-  const cancelRemote = async (remote: Remote | undefined, taskId: string): Promise<void> => {
+  const cancelRemote = async (
+    remote: Remote | undefined,
+    taskId: string,
+    headers?: StepHeaders,
+  ): Promise<void> => {
     if (!remote || !taskId) return
     await remote.client
       .cancelTask(
         { tenant: '', id: taskId, metadata: undefined },
-        { signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS) },
+        requestOptions(AbortSignal.timeout(CANCEL_TIMEOUT_MS), headers),
       )
       .catch(() => undefined)
   }
@@ -360,20 +388,27 @@ export function a2aAgent(
 
   const run = async (input: unknown, ctx: AgentContext): Promise<unknown> => {
     ctx.signal.throwIfAborted()
-    // Connected on first use only: a replay of journaled steps needs no remote at all.
+    // Connected on first use only: a replay of journaled steps needs no remote at all. The card
+    // is fetched with the headers of the step that needed it first.
     let remote: Promise<Remote> | undefined
-    const getRemote = () => (remote ??= connect())
+    const getRemote = (headers?: StepHeaders) => (remote ??= connect(headers))
     const live = new Live()
 
-    let sent = await ctx.step('a2a:send', async (info) =>
-      send(await getRemote(), { messageId: info.idempotencyKey, parts: toParts(input) }, live),
+    let sent = await ctx.step('a2a:send', async (info: A2aStepInfo) =>
+      send(
+        await getRemote(info.headers),
+        { messageId: info.idempotencyKey, parts: toParts(input) },
+        live,
+        undefined,
+        info.headers,
+      ),
     )
     try {
       for (let round = 0; ; round++) {
         ctx.signal.throwIfAborted()
         const current = sent
-        const done = await ctx.step(round ? `a2a:wait:${round}` : 'a2a:wait', async () =>
-          follow(await getRemote(), current, live, ctx),
+        const done = await ctx.step(round ? `a2a:wait:${round}` : 'a2a:wait', async (info: A2aStepInfo) =>
+          follow(await getRemote(info.headers), current, live, ctx, info.headers),
         )
         if (done.state === 'completed') return outputOf(done)
         if (done.state !== 'input-required') {
@@ -383,9 +418,9 @@ export function a2aAgent(
           throw settledError(done)
         }
         const answer = await ctx.interrupt(questionOf(name, done))
-        sent = await ctx.step(`a2a:reply:${round + 1}`, async (info) =>
+        sent = await ctx.step(`a2a:reply:${round + 1}`, async (info: A2aStepInfo) =>
           send(
-            await getRemote(),
+            await getRemote(info.headers),
             {
               messageId: info.idempotencyKey,
               taskId: done.taskId,
@@ -394,6 +429,7 @@ export function a2aAgent(
             },
             live,
             done.statusId ?? '',
+            info.headers,
           ),
         )
       }
@@ -598,9 +634,13 @@ export function cardUrlOf(url: string): string {
   return u.href
 }
 
-async function fetchCard(url: string, fetchImpl: typeof fetch): Promise<Record<string, unknown>> {
+async function fetchCard(
+  url: string,
+  fetchImpl: typeof fetch,
+  headers: StepHeaders,
+): Promise<Record<string, unknown>> {
   const res = await fetchImpl(url, {
-    headers: { Accept: 'application/json', 'A2A-Version': '1.0' },
+    headers: { ...headers, Accept: 'application/json', 'A2A-Version': '1.0' },
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   })
   if (!res.ok) throw new Error(`HTTP ${res.status}`)

@@ -119,9 +119,15 @@ describe('a reference A2A server, reached through the gateway’s A2A endpoint',
     const send = spans.find((s: any) => s.name === 'a2a send remote')
     expect(send.attributes['a2a.remote']).toBe(`${remote.url}/`)
     expect(spans.some((s: any) => s.name === 'run remote')).toBe(true)
-    // The remote saw the span as W3C trace context.
+    // The remote saw each step's own span as W3C trace context: the message went out under the
+    // send step's span, and nothing reached the remote under a span that is not one of the steps.
     const traced = remote.requests.filter((q) => q.headers.traceparent?.includes(traceId))
-    expect(traced.length).toBeGreaterThan(0)
+    const spanOf = (q: { headers: Record<string, string> }) => q.headers.traceparent!.split('-')[2]
+    const sent = traced.filter((q) => /message/i.test(q.op ?? ''))
+    expect(sent.map((q) => q.op)).toHaveLength(1)
+    expect(spanOf(sent[0]!)).toBe(send.spanId)
+    const wait = spans.find((s: any) => s.name === 'a2a wait remote')
+    for (const q of traced) expect([send.spanId, wait.spanId]).toContain(spanOf(q))
   })
 })
 
