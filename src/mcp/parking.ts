@@ -35,7 +35,13 @@ class ParkedCall {
     return (this.ownId ??= PREFIX + randomUUID())
   }
   readonly cancel = new Cancellation()
+  /** The request the current (or next) round asks the client. */
   private pending: Push | undefined
+  /**
+   * Requests the upstream made while `pending` was still unanswered, oldest first: each is asked
+   * in a round of its own once the ones before it are answered. Allocated only when needed.
+   */
+  private queued: Push[] | undefined
   private outcome: Outcome | undefined
   private wake: (() => void) | undefined
   timer: NodeJS.Timeout | undefined
@@ -50,11 +56,17 @@ class ParkedCall {
 
   push(method: string, params: JsonObject | undefined): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.pending = { method, params, resolve, reject }
+      const push: Push = { method, params, resolve, reject }
+      if (this.pending) {
+        // Already asking the client something: this one waits its turn.
+        ;(this.queued ??= []).push(push)
+        return
+      }
+      this.pending = push
       const first = this.onFirstPush
       if (first) {
         this.onFirstPush = undefined
-        first(this.pending)
+        first(push)
       } else this.wake?.()
     })
   }
@@ -66,7 +78,7 @@ class ParkedCall {
 
   answer(value: unknown): void {
     const p = this.pending
-    this.pending = undefined
+    this.pending = this.queued?.shift()
     if (!p) return
     if (value === undefined) p.reject(new Error('the client sent no answer for the relayed request'))
     else p.resolve(value)
@@ -86,8 +98,7 @@ class ParkedCall {
       round?.removeEventListener('abort', onAbort)
     }
     if (this.outcome) {
-      this.pending?.reject(new Error('the call ended'))
-      this.pending = undefined
+      this.rejectAll('the call ended')
       return { outcome: this.outcome }
     }
     return { push: this.pending! }
@@ -95,9 +106,18 @@ class ParkedCall {
 
   dispose(reason: string): void {
     clearTimeout(this.timer)
-    this.pending?.reject(new Error(reason))
-    this.pending = undefined
+    this.rejectAll(reason)
     this.cancel.abort(reason)
+  }
+
+  /** Rejects the request being asked and every one queued behind it. */
+  private rejectAll(reason: string): void {
+    const p = this.pending
+    const q = this.queued
+    this.pending = undefined
+    this.queued = undefined
+    p?.reject(new Error(reason))
+    if (q) for (const push of q) push.reject(new Error(reason))
   }
 }
 

@@ -122,4 +122,91 @@ describe('Parking', () => {
       answered: true,
     })
   })
+
+  it('queues requests the upstream makes concurrently, asking one per round and answering each its own', async () => {
+    const p = new Parking()
+    const first = await p.start(
+      'me',
+      'tool',
+      async (onRequest) => {
+        const a = onRequest('roots/list', undefined)
+        const b = onRequest('elicitation/create', { message: 'name?' })
+        return { content: [], x: [await a, await b] } as never
+      },
+      undefined,
+    )
+    expect(first).toEqual({
+      resultType: 'input_required',
+      inputRequests: { r: { method: 'roots/list' } },
+      requestState: expect.any(String),
+    })
+    const second = await p.resume(first.requestState as string, 'me', 'tool', { r: { roots: [] } }, undefined)
+    expect(second).toEqual({
+      resultType: 'input_required',
+      inputRequests: { r: { method: 'elicitation/create', params: { message: 'name?' } } },
+      requestState: expect.any(String),
+    })
+    const answer = { action: 'accept', content: { name: 'x' } }
+    expect(await p.resume(second.requestState as string, 'me', 'tool', { r: answer }, undefined)).toEqual({
+      content: [],
+      x: [{ roots: [] }, answer],
+    })
+    expect(p.size).toBe(0)
+  })
+
+  it('rejects every queued request when a paused call is given up', async () => {
+    const settled: string[] = []
+    const ask = (onRequest: (m: string, params: undefined) => Promise<unknown>, m: string) =>
+      onRequest(m, undefined).then(
+        () => settled.push(`${m} resolved`),
+        (e: Error) => settled.push(`${m}: ${e.message}`),
+      )
+    const run = async (onRequest: (m: string, params: undefined) => Promise<unknown>) => {
+      await Promise.all([ask(onRequest, 'roots/list'), ask(onRequest, 'sampling/createMessage')])
+      return {}
+    }
+    const p = new Parking()
+    expect(await p.start('me', 'tool', run, undefined)).toMatchObject({ resultType: 'input_required' })
+    p.close()
+    await new Promise((r) => setTimeout(r, 0))
+    expect(settled).toEqual([
+      'roots/list: gateway shutting down',
+      'sampling/createMessage: gateway shutting down',
+    ])
+
+    // Expiry, with the second request still queued behind the one being asked.
+    settled.length = 0
+    const q = new Parking({ ttlMs: 20 })
+    expect(await q.start('me', 'tool', run, undefined)).toMatchObject({ resultType: 'input_required' })
+    await new Promise((r) => setTimeout(r, 60))
+    expect(settled).toEqual([
+      'roots/list: the client did not answer in time',
+      'sampling/createMessage: the client did not answer in time',
+    ])
+    expect(q.size).toBe(0)
+  })
+
+  it('rejects the requests still queued when the call has ended by the time it is resumed', async () => {
+    const p = new Parking()
+    let late: Promise<unknown> | undefined
+    const first = await p.start(
+      'me',
+      'tool',
+      async (onRequest) => {
+        void onRequest('roots/list', undefined).catch(() => {})
+        late = onRequest('elicitation/create', {})
+        late.catch(() => {})
+        return { done: true }
+      },
+      undefined,
+    )
+    expect(first).toMatchObject({ inputRequests: { r: { method: 'roots/list' } } })
+    expect(
+      await p.resume(first.requestState as string, 'me', 'tool', { r: { roots: [] } }, undefined),
+    ).toEqual({
+      done: true,
+    })
+    await expect(late).rejects.toThrow('the call ended')
+    expect(p.size).toBe(0)
+  })
 })
