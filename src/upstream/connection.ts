@@ -4,6 +4,8 @@ import type { ConnectorSpec } from '../manifests/schema.js'
 import type { SecretResolver } from '../vault/secrets.js'
 import { HttpTransport, LEGACY, MODERN, SessionExpiredError, type Era } from './http.js'
 import {
+  INTERNAL_ERROR,
+  UpstreamAuthRejected,
   UpstreamRpcError,
   UpstreamUnavailableError,
   type JsonObject,
@@ -67,6 +69,34 @@ function listenFilter(caps: JsonObject): JsonObject {
   if (changes('resources')) f.resourcesListChanged = true
   return f
 }
+
+/** Made by the transports, not answered by the upstream (src/upstream/http.ts, stdio.ts). */
+const TIMED_OUT = /^upstream did not answer within /
+const CANCELLED = -32800
+/** A body that is not JSON-RPC, reported by HttpTransport as -32603 with its HTTP status. */
+const BARE_HTTP_STATUS = /^upstream answered HTTP (\d{3})\b/
+const UNSUPPORTED_PROTOCOL_VERSION = -32022
+
+/**
+ * Whether a failed `server/discover` shows the upstream does not speak 2026-07-28 (MCP 2026-07-28,
+ * Streamable HTTP "Backward Compatibility"): a JSON-RPC error answer, or a bare 400/404/405. A
+ * refused credential, a timeout, a 429 or 5xx, a server fault or a network error says nothing about
+ * the era: it fails this attempt only, and the next connect probes again.
+ */
+function showsLegacyEra(err: unknown): boolean {
+  if (!(err instanceof UpstreamRpcError) || err instanceof UpstreamAuthRejected) return false
+  if ((err.code === -32001 && TIMED_OUT.test(err.message)) || err.code === CANCELLED) return false
+  if (err.code === INTERNAL_ERROR) {
+    const status = BARE_HTTP_STATUS.exec(err.message)?.[1]
+    return status === '400' || status === '404' || status === '405'
+  }
+  if (err.code === UNSUPPORTED_PROTOCOL_VERSION) {
+    const supported = (err.data as JsonObject | undefined)?.supported
+    return !(Array.isArray(supported) && supported.includes(MODERN))
+  }
+  return true
+}
+
 /** A child that stays up this long is healthy again: its restart backoff resets. */
 const HEALTHY_AFTER_MS = 30_000
 
@@ -137,9 +167,9 @@ export class UpstreamConnection implements Upstream {
 
   /** Connected upstream, connecting at most once at a time. */
   async ensure(): Promise<Live> {
+    if (this.status === 'stopped') throw this.stoppedError()
     if (this.live) return this.live
     if (this.connecting) return this.connecting
-    if (this.status === 'stopped') throw new UpstreamUnavailableError(`connector ${this.name} is stopped`)
     const wait = this.nextAttemptAt - Date.now()
     if (wait > 0) {
       throw new UpstreamUnavailableError(
@@ -148,9 +178,14 @@ export class UpstreamConnection implements Upstream {
     }
     this.setStatus('connecting')
     this.connecting = this.connect().then(
-      (live) => {
-        this.live = live
+      async (live) => {
         this.connecting = undefined
+        // close() ran while this connected: nobody will close this transport but us.
+        if (this.status === 'stopped') {
+          await live.transport.close().catch(() => {})
+          throw this.stoppedError()
+        }
+        this.live = live
         this.connectedAt = Date.now()
         this.lastError = undefined
         this.setStatus('ready')
@@ -207,12 +242,18 @@ export class UpstreamConnection implements Upstream {
     this.opts.onListChanged(kind)
   }
 
+  /** Stops for good. A connect in flight is waited for, and its transport closed as it lands. */
   async close(): Promise<void> {
     this.setStatus('stopped')
     if (this.restartTimer) clearTimeout(this.restartTimer)
-    const live = this.live ?? (await this.connecting?.catch(() => undefined))
+    const live = this.live
     this.live = undefined
+    await this.connecting?.catch(() => {})
     await live?.transport.close()
+  }
+
+  private stoppedError(): UpstreamUnavailableError {
+    return new UpstreamUnavailableError(`connector ${this.name} is stopped`)
   }
 
   private hasCapability(live: Live, kind: ListKind): boolean {
@@ -284,7 +325,7 @@ export class UpstreamConnection implements Upstream {
       return live
     } catch (err) {
       await modern.close()
-      if (want === MODERN || err instanceof UpstreamUnavailableError) throw err
+      if (want === MODERN || !showsLegacyEra(err)) throw err
       this.modernUnsupported = true
       return this.initialize(make(LEGACY), LEGACY)
     }
@@ -319,7 +360,9 @@ export class UpstreamConnection implements Upstream {
           (res._meta as JsonObject | undefined)?.['io.modelcontextprotocol/serverInfo']) as JsonObject) ?? {},
       ...(typeof res.instructions === 'string' ? { instructions: res.instructions } : {}),
     }
-    t.onNotification = (method, params) => this.onNotification(method, params)
+    t.onNotification = (method, params) => {
+      if (this.status !== 'stopped') this.onNotification(method, params)
+    }
     t.onClose = (reason) => {
       if (this.live !== live) return
       this.opts.logger.warn(
