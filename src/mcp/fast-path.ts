@@ -5,6 +5,7 @@ import type { CallContext } from '../context.js'
 import type { ToolCall } from '../pipeline/types.js'
 import { endSoon } from '../http/write-batch.js'
 import type { Registry } from '../registry.js'
+import { Slots } from '../slots.js'
 import { Cancellation } from '../upstream/cancel.js'
 import type { CallHooks, JsonObject } from '../upstream/rpc.js'
 import {
@@ -54,6 +55,12 @@ export interface FastPathOptions {
   session(id: string): FastSession | undefined
 }
 
+interface InflightCall {
+  sid: string
+  id: string | number
+  ac: Cancellation
+}
+
 interface CallRequest {
   id: string | number
   name: string
@@ -94,14 +101,15 @@ const header = (req: IncomingMessage, name: string) => {
  * every malformed request, goes to the SDK path, which owns the error answers.
  */
 export class FastPath {
-  /** 2025-era calls in flight by `{session}:{request id}`, so `notifications/cancelled` can reach them. */
-  private readonly inflight = new Map<string, Cancellation>()
+  /** 2025-era calls in flight, so `notifications/cancelled` can reach them (not a Map: see Slots). */
+  private readonly inflight = new Slots<InflightCall>()
 
   constructor(private readonly opts: FastPathOptions) {}
 
   /** A 2025 client cancelled a request (a separate POST): abort it if it is one of ours. */
   cancel(sid: string, requestId: unknown, reason: unknown): void {
-    this.inflight.get(`${sid}:${String(requestId)}`)?.abort(reason ?? 'cancelled')
+    const id = String(requestId)
+    this.inflight.find((c) => c.sid === sid && String(c.id) === id)?.ac.abort(reason ?? 'cancelled')
   }
 
   /** Answers the request and returns true, or returns false without touching `res`. */
@@ -166,8 +174,7 @@ export class FastPath {
         if (!res.writableFinished) ac.abort()
       })
     }
-    const key = sid ? `${sid}:${String(call.id)}` : undefined
-    if (key) this.inflight.set(key, ac)
+    const slot = sid ? this.inflight.add({ sid, id: call.id, ac }) : -1
     let message: JsonObject
     try {
       const { registry } = this.opts
@@ -199,7 +206,7 @@ export class FastPath {
       if (err.data !== undefined) error.data = err.data
       message = { jsonrpc: '2.0', id: call.id, error }
     } finally {
-      if (key) this.inflight.delete(key)
+      if (slot !== -1) this.inflight.remove(slot)
     }
     await reply.finish(message)
   }
