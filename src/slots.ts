@@ -44,7 +44,12 @@ export class Slots<T> {
     return undefined
   }
 
-  /** The first value `match` accepts (a scan: for rare lookups, such as a cancellation). */
+  /** The values held, in slot order. */
+  *values(): IterableIterator<T> {
+    for (const v of this.items) if (v !== undefined) yield v
+  }
+
+  /** The first value `match` accepts (a scan of the slots: for lookups among the few in flight). */
   find(match: (value: T) => boolean): T | undefined {
     for (const v of this.items) if (v !== undefined && match(v)) return v
     return undefined

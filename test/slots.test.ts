@@ -16,6 +16,7 @@ describe('Slots', () => {
     expect(c).toBe(a) // the freed slot, not a new one
     expect(s.find((v) => v.n === 3)).toEqual({ n: 3 })
     expect(s.find((v) => v.n === 1)).toBeUndefined()
+    expect([...s.values()].map((v) => v.n)).toEqual([3, 2])
     s.remove(b)
     s.remove(c)
     expect(s.size).toBe(0)

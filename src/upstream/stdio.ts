@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Logger } from '../log.js'
 import { LineSplitter } from './lines.js'
+import { Slots } from '../slots.js'
 import {
   answerServerRequest,
   UpstreamRpcError,
@@ -24,6 +25,10 @@ export interface StdioTransportOptions {
 }
 
 interface Pending {
+  /** The request's id, as a string (answers are matched on it whatever type the upstream echoes). */
+  key: string
+  /** The progress token the request carries, if any. */
+  token: string | undefined
   resolve(v: JsonObject): void
   reject(e: Error): void
   hooks?: CallHooks
@@ -60,8 +65,8 @@ export class StdioTransport implements RpcTransport {
   onNotification?: (method: string, params: JsonObject | undefined) => void
   onClose?: (reason: Error) => void
   private readonly child: ChildProcess
-  private readonly pending = new Map<string, Pending>()
-  private readonly byToken = new Map<string, Pending>()
+  /** Requests in flight (not a Map: see Slots; the answer's lookup scans the few in flight). */
+  private readonly pending = new Slots<Pending>()
   private nextId = 1
   private closed: Error | undefined
   private readonly logger: Logger
@@ -115,12 +120,14 @@ export class StdioTransport implements RpcTransport {
       : params
     return new Promise<JsonObject>((resolve, reject) => {
       const done = () => {
-        this.pending.delete(key)
-        if (token) this.byToken.delete(token)
+        this.pending.remove(slot)
         clearTimeout(timer)
         opts.signal?.removeEventListener('abort', onAbort)
       }
+      let slot = -1
       const p: Pending = {
+        key,
+        token,
         resolve: (v) => (done(), resolve(v)),
         reject: (e) => (done(), reject(e)),
         ...(opts.hooks ? { hooks: opts.hooks } : {}),
@@ -144,8 +151,7 @@ export class StdioTransport implements RpcTransport {
       )
       if (opts.signal?.aborted) return onAbort()
       opts.signal?.addEventListener('abort', onAbort, { once: true })
-      this.pending.set(key, p)
-      if (token) this.byToken.set(token, p)
+      slot = this.pending.add(p)
       this.write({ jsonrpc: '2.0', id, method, ...(outParams ? { params: outParams } : {}) })
     })
   }
@@ -176,7 +182,8 @@ export class StdioTransport implements RpcTransport {
     } else if (msg.method !== undefined) {
       this.onNotify(msg.method, msg.params)
     } else if (msg.id !== undefined && msg.id !== null) {
-      const p = this.pending.get(String(msg.id))
+      const key = String(msg.id)
+      const p = this.pending.find((q) => q.key === key)
       if (!p) return
       if (msg.error) p.reject(new UpstreamRpcError(msg.error.code, msg.error.message, msg.error.data))
       else p.resolve((msg.result ?? {}) as JsonObject)
@@ -185,7 +192,8 @@ export class StdioTransport implements RpcTransport {
 
   private onNotify(method: string, params: JsonObject | undefined): void {
     if (method === 'notifications/progress') {
-      const p = this.byToken.get(String(params?.progressToken))
+      const token = String(params?.progressToken)
+      const p = this.pending.find((q) => q.token === token)
       p?.hooks?.onProgress?.(params ?? {})
       return
     }
@@ -214,8 +222,6 @@ export class StdioTransport implements RpcTransport {
     if (this.closed) return
     this.closed = reason
     for (const p of [...this.pending.values()]) p.reject(reason)
-    this.pending.clear()
-    this.byToken.clear()
     this.onClose?.(reason)
   }
 }

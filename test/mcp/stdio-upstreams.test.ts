@@ -57,6 +57,29 @@ spec:
     })
   })
 
+  it('relays progress with the caller token and matches each answer to its call, many at once', async () => {
+    const c = await gw.client()
+    const seen: number[][] = [[], [], []]
+    const runs = seen.map((s, i) =>
+      c
+        .callTool(
+          { name: 'fx__progress', arguments: { steps: 3 } },
+          { onprogress: (p) => s.push(p.progress) },
+        )
+        .then((r) => `${i}:${textOf(r)}`),
+    )
+    const echoes = Array.from({ length: 40 }, (_, i) =>
+      c.callTool({ name: 'fx__echo', arguments: { text: `m${i}` } }).then(textOf),
+    )
+    expect(await Promise.all(runs)).toEqual(['0:done 3', '1:done 3', '2:done 3'])
+    expect(await Promise.all(echoes)).toEqual(Array.from({ length: 40 }, (_, i) => `m${i}`))
+    expect(seen).toEqual([
+      [1, 2, 3],
+      [1, 2, 3],
+      [1, 2, 3],
+    ])
+  })
+
   it('carries the call span to a stdio upstream in _meta.traceparent', async () => {
     const c = await gw.client()
     const seen = JSON.parse(textOf(await c.callTool({ name: 'fx__whoami', arguments: {} })))
