@@ -220,7 +220,9 @@ export class UpstreamConnection implements Upstream {
     } catch (err) {
       if (!(err instanceof SessionExpiredError)) throw err
       this.opts.logger.info({ connector: this.name }, 'upstream session expired; re-initialising')
-      this.drop(live)
+      // Other calls on the expired session go on: each learns of the expiry itself (and retries
+      // here) or is still answered.
+      this.drop(live, true)
       return (await this.ensure()).transport.request(method, params, opts)
     }
   }
@@ -384,9 +386,9 @@ export class UpstreamConnection implements Upstream {
     } else this.opts.onNotification?.(method, params)
   }
 
-  private drop(live: Live): void {
+  private drop(live: Live, retire = false): void {
     if (this.live === live) this.live = undefined
-    void live.transport.close().catch(() => {})
+    void live.transport.close(retire).catch(() => {})
   }
 
   /** Down: the next attempt waits an exponential backoff; a restart is scheduled proactively. */

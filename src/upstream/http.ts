@@ -1,6 +1,9 @@
 import type { Readable } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool, type Dispatcher } from 'undici'
 import type { Logger } from '../log.js'
+import { Slots } from '../slots.js'
 import {
   answerServerRequest,
   UpstreamAuthRejected,
@@ -13,11 +16,18 @@ import {
   type RpcTransport,
 } from './rpc.js'
 import { Aborter, send, type UpstreamReply } from './send.js'
-import { SseParser } from './sse.js'
+import { SseParser, type SseEvent } from './sse.js'
 
 export type Era = '2025-11-25' | '2026-07-28'
 export const MODERN: Era = '2026-07-28'
 export const LEGACY: Era = '2025-11-25'
+
+/** A call's aborter, with the request id a `notifications/cancelled` names. */
+class CallAborter extends Aborter {
+  constructor(readonly id: number) {
+    super()
+  }
+}
 
 /** The session an upstream issued has expired (404): the client re-initialises and retries once. */
 export class SessionExpiredError extends Error {}
@@ -37,8 +47,15 @@ export interface HttpTransportOptions {
   maxResponseBytes?: number
 }
 
-/** How many times one call's response stream may be resumed after the server closed it. */
+/** Resumes of one call's response stream in a row that may bring no event before the call fails. */
 const MAX_RESUMES = 20
+/** The longest `retry:` delay honoured before reconnecting a stream. */
+const MAX_RETRY_MS = 60_000
+/** The notification stream's backoff while the upstream refuses it: 0.5 s doubling to 30 s. */
+const LISTEN_BACKOFF_MS = 500
+const LISTEN_BACKOFF_MAX_MS = 30_000
+/** How long `close()` waits for each last word to the upstream (cancellations, DELETE, pool drain). */
+const CLOSE_GRACE_MS = 2000
 
 const NAME_FIELD: Record<string, string> = {
   'tools/call': 'name',
@@ -74,7 +91,11 @@ export class HttpTransport implements RpcTransport {
   private closed = false
   private listen: AbortController | undefined
   /** Calls in flight that can relay server→client requests arriving on the GET stream. */
-  private readonly relays = new Set<CallHooks>()
+  private readonly relays = new Slots<CallHooks>()
+  /** Every call in flight: `close()` ends them (not a Map: see Slots). */
+  private readonly inflight = new Slots<CallAborter>()
+  /** The id of the `initialize` request, which is never cancelled by notification. */
+  private initializeId = 0
   private readonly maxResponseBytes: number
 
   constructor(private readonly opts: HttpTransportOptions) {
@@ -102,24 +123,30 @@ export class HttpTransport implements RpcTransport {
     }
     const headers = this.headersFor(method, params, ro.headers)
     const body = JSON.stringify({ jsonrpc: '2.0', id, method, ...(outParams ? { params: outParams } : {}) })
-    const aborter = new Aborter()
+    if (method === 'initialize') this.initializeId = id
+    const aborter = new CallAborter(id)
     const timer = setTimeout(
-      () => aborter.abort(new UpstreamRpcError(-32001, `upstream did not answer within ${ro.timeoutMs} ms`)),
+      () =>
+        this.cancel(
+          id,
+          aborter,
+          new UpstreamRpcError(-32001, `upstream did not answer within ${ro.timeoutMs} ms`),
+          `timed out after ${ro.timeoutMs} ms`,
+        ),
       ro.timeoutMs,
     )
-    const onAbort = () => {
-      if (this.opts.era === LEGACY && this.sessionId) {
-        void this.post({
-          jsonrpc: '2.0',
-          method: 'notifications/cancelled',
-          params: { requestId: id, reason: String(ro.signal?.reason ?? 'cancelled') },
-        })
-      }
-      aborter.abort(new UpstreamRpcError(-32800, 'request cancelled'))
-    }
-    if (ro.signal?.aborted) onAbort()
-    ro.signal?.addEventListener('abort', onAbort, { once: true })
-    if (ro.hooks?.onRequest) this.relays.add(ro.hooks)
+    const onAbort = () =>
+      this.cancel(
+        id,
+        aborter,
+        new UpstreamRpcError(-32800, 'request cancelled'),
+        String(ro.signal?.reason ?? 'cancelled'),
+      )
+    // Cancelled before it was sent: the upstream has nothing to hear of.
+    if (ro.signal?.aborted) aborter.abort(new UpstreamRpcError(-32800, 'request cancelled'))
+    else ro.signal?.addEventListener('abort', onAbort, { once: true })
+    const slot = this.inflight.add(aborter)
+    const relay = ro.hooks?.onRequest ? this.relays.add(ro.hooks) : -1
     try {
       if (aborter.reason) throw aborter.reason
       return await this.exchange(id, method, body, headers, aborter, ro.hooks, token)
@@ -128,8 +155,21 @@ export class HttpTransport implements RpcTransport {
     } finally {
       clearTimeout(timer)
       ro.signal?.removeEventListener('abort', onAbort)
-      if (ro.hooks) this.relays.delete(ro.hooks)
+      this.inflight.remove(slot)
+      if (relay !== -1) this.relays.remove(relay)
     }
+  }
+
+  /**
+   * Ends a call in flight (caller's cancellation or the call's timeout). A 2025-11-25 upstream is
+   * told with `notifications/cancelled`, session or not. A 2026-07-28 upstream is not: on
+   * Streamable HTTP, closing the request's response stream is the cancellation, and no
+   * notification is expected (spec 2026-07-28, transports/streamable-http, "Cancellation").
+   */
+  private cancel(id: number, aborter: Aborter, err: Error, reason: string): void {
+    if (aborter.reason) return
+    aborter.abort(err)
+    if (this.opts.era === LEGACY && id !== this.initializeId) void this.post(cancelled(id, reason))
   }
 
   async notify(method: string, params?: JsonObject): Promise<void> {
@@ -156,15 +196,16 @@ export class HttpTransport implements RpcTransport {
    * The stream is quiet for as long as nothing changes upstream: no body timeout (undici's default
    * would cut it every five minutes, and a notification sent while it is opened again is lost).
    */
-  private openStream(signal: AbortSignal, filter: JsonObject): Promise<Dispatcher.ResponseData> {
+  private openStream(
+    signal: AbortSignal,
+    filter: JsonObject,
+    lastId: string | undefined,
+  ): Promise<Dispatcher.ResponseData> {
     if (this.opts.era === LEGACY) {
-      return this.pool.request({
-        path: this.path,
-        method: 'GET',
-        headers: { ...this.headersFor('', undefined, undefined), accept: 'text/event-stream' },
-        signal,
-        bodyTimeout: 0,
-      })
+      const headers = this.headersFor('', undefined, undefined)
+      headers.accept = 'text/event-stream'
+      if (lastId !== undefined) headers['last-event-id'] = lastId
+      return this.pool.request({ path: this.path, method: 'GET', headers, signal, bodyTimeout: 0 })
     }
     const body = JSON.stringify({
       jsonrpc: '2.0',
@@ -182,22 +223,44 @@ export class HttpTransport implements RpcTransport {
     })
   }
 
-  async close(): Promise<void> {
+  /**
+   * Ends the connection at once: calls in flight fail with 'connection closed' (a 2025 upstream
+   * hears of each by `notifications/cancelled`, then its session is deleted), and the pool is
+   * closed without waiting for calls that may run for up to their timeout. `retire` (the session
+   * expired): calls in flight are left to finish, and the pool closes once they have.
+   */
+  async close(retire = false): Promise<void> {
     if (this.closed) return
     this.closed = true
     this.listen?.abort()
+    if (retire) {
+      await this.pool.close().catch(() => {})
+      return
+    }
+    const gone = new UpstreamUnavailableError('connection closed')
+    const told: Promise<void>[] = []
+    for (const aborter of [...this.inflight.values()]) {
+      if (aborter.reason) continue
+      aborter.abort(gone)
+      if (this.opts.era === LEGACY && aborter.id !== this.initializeId)
+        told.push(this.deliver(cancelled(aborter.id, 'connection closed'), CLOSE_GRACE_MS))
+    }
+    await Promise.all(told)
     if (this.opts.era === LEGACY && this.sessionId) {
       await this.pool
         .request({
           path: this.path,
           method: 'DELETE',
           headers: this.headersFor('', undefined, undefined),
-          headersTimeout: 2000,
+          headersTimeout: CLOSE_GRACE_MS,
+          bodyTimeout: CLOSE_GRACE_MS,
         })
         .then((r) => r.body.dump())
         .catch(() => {})
     }
-    await this.pool.close().catch(() => {})
+    // The calls are aborted; only a relayed answer or a notification may still be on its way.
+    await Promise.race([this.pool.close(), sleep(CLOSE_GRACE_MS, undefined, { ref: false })]).catch(() => {})
+    await this.pool.destroy().catch(() => {})
   }
 
   private headersFor(
@@ -274,8 +337,9 @@ export class HttpTransport implements RpcTransport {
   }
 
   /**
-   * Reads a call's SSE response. A 2025-era server may close the stream before answering
-   * (SSE polling); the call then resumes with GET + Last-Event-ID, as often as the server allows.
+   * Reads a call's SSE response. A 2025-era stream that ends or breaks before the answer is
+   * resumed with GET + Last-Event-ID after the server's `retry:` delay, for as long as resumed
+   * streams keep bringing events (SSE polling) and the call's deadline allows.
    */
   private async readSse(
     id: number,
@@ -284,49 +348,90 @@ export class HttpTransport implements RpcTransport {
     token: string | undefined,
     aborter: Aborter,
   ): Promise<JsonObject> {
-    const parser = new SseParser(this.maxResponseBytes)
     let stream = first
     let lastId: string | undefined
-    for (let resumes = 0; ; resumes++) {
+    let retryMs: number | undefined
+    let idle = 0
+    for (;;) {
+      // One parser per stream: an event cut short by its stream's end is dropped, not glued to
+      // the replay.
+      const parser = new SseParser(this.maxResponseBytes)
+      let events = 0
+      let broken: Error | undefined
       stream.setEncoding('utf8')
-      for await (const chunk of stream as AsyncIterable<string>) {
-        for (const ev of this.parse(parser, chunk, stream)) {
-          if (ev.id !== undefined) lastId = ev.id
-          const msg = parseMessage(ev.data)
-          if (!msg) continue
-          if (msg.id === id && msg.method === undefined) {
-            stream.destroy()
-            return settle(msg)
+      const chunks = (stream as AsyncIterable<string>)[Symbol.asyncIterator]()
+      try {
+        for (;;) {
+          let step: IteratorResult<string>
+          try {
+            step = await chunks.next()
+          } catch (err) {
+            broken = err as Error
+            break
           }
-          this.dispatch(msg, hooks, token)
+          for (const ev of this.parse(parser, step.done ? undefined : step.value, stream)) {
+            events++
+            if (ev.id !== undefined) lastId = ev.id
+            const msg = parseMessage(ev.data)
+            if (!msg) continue
+            if (msg.id === id && msg.method === undefined) {
+              stream.destroy()
+              return settle(msg)
+            }
+            this.dispatch(msg, hooks, token)
+          }
+          if (step.done) break
         }
+      } catch (err) {
+        stream.destroy()
+        throw err
       }
-      if (this.opts.era !== LEGACY || lastId === undefined || resumes >= MAX_RESUMES || aborter.reason) {
-        throw new UpstreamUnavailableError('upstream closed the response stream before answering')
+      if (aborter.reason) throw aborter.reason
+      retryMs = parser.retryMs ?? retryMs
+      if (events) idle = 0
+      // 2026-07-28 streams are not resumable; a 2025 one is, from the last event id it sent.
+      if (this.opts.era !== LEGACY || lastId === undefined || idle >= MAX_RESUMES) {
+        throw broken
+          ? new UpstreamUnavailableError(
+              `upstream ${this.opts.url.host} broke the response stream: ${broken.message}`,
+              { cause: broken },
+            )
+          : new UpstreamUnavailableError('upstream closed the response stream before answering')
       }
-      await new Promise((r) => setTimeout(r, Math.min(parser.retryMs ?? 0, 5000)))
-      const headers = this.headersFor('', undefined, undefined)
-      headers.accept = 'text/event-stream'
-      headers['last-event-id'] = lastId
-      const res = await send(
-        this.pool,
-        { path: this.path, method: 'GET', headers },
-        this.maxResponseBytes,
-        aborter,
-      )
-      if (res.statusCode !== 200 || !res.stream) {
-        res.stream?.destroy()
-        throw new UpstreamUnavailableError(
-          `upstream refused to resume the response stream (HTTP ${res.statusCode})`,
-        )
-      }
-      stream = res.stream
+      idle++
+      await aborter.sleep(Math.min(retryMs ?? 0, MAX_RETRY_MS))
+      if (aborter.reason) throw aborter.reason
+      stream = await this.resume(lastId, aborter)
     }
   }
 
-  private parse(parser: SseParser, chunk: string, stream: Readable) {
+  private async resume(lastId: string, aborter: Aborter): Promise<Readable> {
+    const headers = this.headersFor('', undefined, undefined)
+    headers.accept = 'text/event-stream'
+    headers['last-event-id'] = lastId
+    let res: UpstreamReply
     try {
-      return parser.push(chunk)
+      res = await send(this.pool, { path: this.path, method: 'GET', headers }, this.maxResponseBytes, aborter)
+    } catch (err) {
+      if (aborter.reason) throw aborter.reason
+      throw new UpstreamUnavailableError(
+        `cannot resume the response stream of upstream ${this.opts.url.host}: ${(err as Error).message}`,
+        { cause: err },
+      )
+    }
+    if (res.statusCode !== 200 || !res.stream) {
+      res.stream?.destroy()
+      throw new UpstreamUnavailableError(
+        `upstream refused to resume the response stream (HTTP ${res.statusCode})`,
+      )
+    }
+    return res.stream
+  }
+
+  /** The events a chunk completes; `undefined` for the stream's clean end. */
+  private parse(parser: SseParser, chunk: string | undefined, stream: Readable) {
+    try {
+      return chunk === undefined ? parser.end() : parser.push(chunk)
     } catch (err) {
       stream.destroy()
       throw new UpstreamUnavailableError((err as Error).message)
@@ -338,7 +443,7 @@ export class HttpTransport implements RpcTransport {
     if (msg.method === undefined) return
     if (msg.id !== undefined && msg.id !== null) {
       // A request on the GET stream names no call: relay it only when exactly one call can take it.
-      const target = hooks ?? (this.relays.size === 1 ? [...this.relays][0] : undefined)
+      const target = hooks ?? this.relays.only()
       void answerServerRequest(msg, target, undefined).then((reply) => this.post(reply))
       return
     }
@@ -355,15 +460,20 @@ export class HttpTransport implements RpcTransport {
     }
   }
 
-  /** Sends a notification or a response; the answer (202) carries nothing we need. */
+  /** Sends a notification or a response; the answer (202) carries nothing we need. Never throws. */
   private async post(msg: RpcMessage): Promise<void> {
-    if (this.closed) return
+    if (!this.closed) await this.deliver(msg, undefined)
+  }
+
+  private async deliver(msg: RpcMessage, timeoutMs: number | undefined): Promise<void> {
     try {
       const res = await this.pool.request({
         path: this.path,
         method: 'POST',
         headers: this.headersFor(msg.method && msg.id === undefined ? msg.method : '', undefined, undefined),
         body: JSON.stringify(msg),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       })
       await res.body.dump()
     } catch (err) {
@@ -371,33 +481,45 @@ export class HttpTransport implements RpcTransport {
     }
   }
 
+  /**
+   * Keeps the notification stream open. Only an upstream that does not offer one gives up for
+   * good: 405 or 404 (2026-07-28: 404 with -32601 is its "method not found"). Any other refusal
+   * (5xx, 429, 401…) or lost stream is retried, 0.5 s doubling to 30 s, or after the server's
+   * `retry:` once a stream has delivered; a 2025 GET stream resumes from its last event id.
+   */
   private async runListenStream(signal: AbortSignal, filter: JsonObject): Promise<void> {
-    let delay = 500
+    let delay = LISTEN_BACKOFF_MS
+    let lastId: string | undefined
+    let retryMs: number | undefined
     while (!signal.aborted && !this.closed) {
+      let events = 0
       try {
-        const res = await this.openStream(signal, filter)
-        if (res.statusCode === 405 || res.statusCode === 404) {
+        const res = await this.openStream(signal, filter, lastId)
+        const type = String(res.headers['content-type'] ?? '')
+        if (res.statusCode >= 300 || !type.startsWith('text/event-stream')) {
           await res.body.dump()
-          return
-        }
-        if (!String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
-          await res.body.dump()
-          return
-        }
-        delay = 500
-        const parser = new SseParser()
-        res.body.setEncoding('utf8')
-        for await (const chunk of res.body as AsyncIterable<string>) {
-          for (const ev of parser.push(chunk)) {
-            const msg = parseMessage(ev.data)
-            if (msg) this.dispatch(msg, undefined, undefined)
+          if (res.statusCode === 405 || res.statusCode === 404) return
+        } else {
+          const parser = new SseParser(this.maxResponseBytes)
+          try {
+            for await (const ev of sseEvents(res.body, parser)) {
+              events++
+              if (ev.id !== undefined) lastId = ev.id
+              const msg = parseMessage(ev.data)
+              if (msg) this.dispatch(msg, undefined, undefined)
+            }
+          } finally {
+            retryMs = parser.retryMs ?? retryMs
           }
         }
-      } catch {
+      } catch (err) {
         if (signal.aborted) return
+        this.opts.logger.debug({ err }, 'upstream notification stream lost')
       }
-      await new Promise((r) => setTimeout(r, delay).unref())
-      delay = Math.min(delay * 2, 30_000)
+      if (events) delay = LISTEN_BACKOFF_MS
+      const wait = events ? (retryMs ?? delay) : Math.max(delay, retryMs ?? 0)
+      if (!events) delay = Math.min(delay * 2, LISTEN_BACKOFF_MAX_MS)
+      await sleep(Math.min(wait, MAX_RETRY_MS), undefined, { signal, ref: false }).catch(() => {})
     }
   }
 }
@@ -410,6 +532,18 @@ function parseMessage(text: string): RpcMessage | undefined {
   } catch {
     return undefined
   }
+}
+
+/** A notification stream's events, to its end. undici's body yields Buffers, whatever its encoding. */
+async function* sseEvents(body: AsyncIterable<Buffer>, parser: SseParser): AsyncGenerator<SseEvent> {
+  const text = new StringDecoder('utf8')
+  for await (const chunk of body) yield* parser.push(text.write(chunk))
+  yield* parser.push(text.end())
+  yield* parser.end()
+}
+
+function cancelled(requestId: number, reason: string): RpcMessage {
+  return { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } }
 }
 
 function settle(msg: RpcMessage): JsonObject {

@@ -93,7 +93,12 @@ export interface RequestOptions {
 export interface RpcTransport {
   request(method: string, params: JsonObject | undefined, opts: RequestOptions): Promise<JsonObject>
   notify(method: string, params?: JsonObject): Promise<void>
-  close(): Promise<void>
+  /**
+   * Ends the connection. `retire`: only new calls are refused; calls in flight run to their
+   * end (an HTTP upstream whose session expired: they may still be answered, or learn of the
+   * expiry themselves and retry on the new session).
+   */
+  close(retire?: boolean): Promise<void>
   /** Notifications not tied to a call (list_changed, stray logs). */
   onNotification?: (method: string, params: JsonObject | undefined) => void
   /** Fires once when the connection is lost for good (process exit, stream closed). */

@@ -19,11 +19,27 @@ export interface UpstreamReply {
 export class Aborter {
   reason: Error | undefined
   private current: Dispatcher.DispatchController | undefined
+  private wake: (() => void) | undefined
 
   abort(reason: Error): void {
     if (this.reason) return
     this.reason = reason
     this.current?.abort(reason)
+    this.wake?.()
+  }
+
+  /** Waits `ms` between two exchanges (a server's `retry:`), or until the abort. */
+  sleep(ms: number): Promise<void> {
+    if (this.reason) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.wake = undefined
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.wake = done
+    })
   }
 
   attach(controller: Dispatcher.DispatchController): void {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
@@ -205,6 +206,15 @@ describe('HTTP upstreams of both eras through /mcp', () => {
     expect(textOf(await c.callTool({ name: 'old__echo', arguments: { text: 'a' } }))).toBe('a')
     legacy.dropSessions()
     expect(textOf(await c.callTool({ name: 'old__echo', arguments: { text: 'b' } }))).toBe('b')
+  })
+
+  it('lets a call still running on an expired session finish while the next call re-initialises', async () => {
+    const c = await gw.client()
+    const slow = c.callTool({ name: 'old__slow', arguments: { ms: 400 } })
+    await sleep(100)
+    legacy.dropSessions()
+    expect(textOf(await c.callTool({ name: 'old__echo', arguments: { text: 'after' } }))).toBe('after')
+    expect(textOf(await slow)).toBe('slept 400')
   })
 
   it('reports a dead upstream as a tool error naming the connector while others work', async () => {
