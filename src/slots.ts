@@ -8,8 +8,9 @@
  * counts as a root for every scavenge until the next full GC: it keeps the next table alive, and
  * every call object in it, which are promoted in turn, table after table. Measured on the
  * gateway under load: ~40 KB promoted per MB allocated with a per-call `Set.add`/`delete` on the
- * HTTP transport, ~1 KB without (bench/README.md, "Promotion through a Set"). An array whose
- * slots are cleared and reused has no such chain: a replaced backing store points nowhere.
+ * HTTP transport, ~1 KB without (bench/README.md, "Where the promoted garbage came from";
+ * bench/set-churn.mjs). An array whose slots are cleared and reused has no such chain: a
+ * replaced backing store points nowhere.
  *
  * `add` returns the slot to give back to `remove`; slots are reused, lowest-freed last.
  */

@@ -8,8 +8,9 @@ import { setFlagsFromString } from 'node:v8'
  * making them in the old generation directly. A request-serving process is the case that
  * heuristic misjudges: at a scavenge, every request in flight is alive, and whatever it made
  * counts as "surviving". Old objects that die young then point at young ones, which the
- * scavenger must keep and in turn promote. Measured under load (`bench/README.md`, "V8's
- * pretenuring"), turning it off cuts the bytes promoted per MB allocated ~6× (10 KB → 1.5 KB),
+ * scavenger must keep and in turn promote. Measured under load (`bench/README.md`, "Where the
+ * promoted garbage came from"), turning it off cuts the bytes promoted per MB allocated ~6×
+ * (10 KB → 1.5 KB),
  * the GC helper threads' time in half, and the gateway's peak RSS from ~255 to ~188 MB.
  *
  * Each flag is left alone when the user chose it already (on the node command line or in
