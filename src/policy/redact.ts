@@ -110,7 +110,8 @@ function buildDetectors(names: ReadonlySet<DetectorName>, ids: readonly National
     out.push({ label: 'secret', re: new RegExp(`(?<![A-Za-z0-9_])${SECRET_PREFIXES}`, 'g') })
     out.push({
       label: 'secret',
-      re: /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])/g,
+      // `=` may come before a token (KEY=…, ?code=…); after one it is only its padding.
+      re: /(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])/g,
       accept: highEntropy,
     })
   }

@@ -150,6 +150,14 @@ describe('redaction detectors (property, seeded)', () => {
     for (const s of keep) expect(r.string(s)).toBe(s)
   })
 
+  it('finds a high-entropy secret right after = (env lines, query strings), keeping the key', () => {
+    const r = new Redactor()
+    const secret = 'Zx9kQ2mN7pL4vB8cR1tY6wE3uI0oP5aS'
+    expect(r.string(`API_TOKEN=${secret}`)).toBe('API_TOKEN=[secret]')
+    expect(r.string(`/oauth/callback?code=${secret}&state=x`)).toBe('/oauth/callback?code=[secret]&state=x')
+    expect(r.string(`token ${secret}==`)).toBe('token [secret]')
+  })
+
   it('hash mode gives equal values equal pseudonyms', () => {
     const r = new Redactor({ mode: 'hash', hashKey: 'k' })
     const a = r.string('mail jane@example.com now')

@@ -193,10 +193,18 @@ function connectIdentity(
   return { tenant: r.ctx.tenant, userId: connectionUser(r.ctx) }
 }
 
-/** Only a path on this gateway: never another origin (no open redirect). */
-function safeReturnTo(v: string | null): string | undefined {
+const HERE = 'http://gateway.invalid'
+
+/**
+ * Only a path on this gateway: never another origin (no open redirect). Browsers drop tabs and
+ * newlines from a URL (`/\t/evil.example` becomes `//evil.example`) and read `\` as `/`, so a
+ * path with either, with a space or control character, or that resolves elsewhere is refused.
+ */
+export function safeReturnTo(v: string | null): string | undefined {
   if (!v) return undefined
-  if (!v.startsWith('/') || v.startsWith('//') || v.includes('\\'))
+  // eslint-disable-next-line no-control-regex
+  const plain = v.startsWith('/') && !v.startsWith('//') && !/[\u0000-\u0020\u007f\\]/.test(v)
+  if (!plain || new URL(v, HERE).origin !== HERE)
     throw new GatewayError('bad_request', 'return_to must be a path on this gateway (starting with one /)')
   return v
 }
