@@ -193,6 +193,17 @@ export function adminRoutes(deps: RouteDeps): Route[] {
       summary: 'create an API key (shown once)',
       handler: async (r) => {
         const body = await r.json(KeyBody)
+        const scopes = body.scopes ?? []
+        // A caller limited by scopes cannot mint a key reaching further: no scopes means none.
+        if (r.ctx.scopesEnforced) {
+          const beyond = scopes.filter((s) => !r.ctx.scopes.includes(s))
+          if (!scopes.length || beyond.length)
+            throw new GatewayError(
+              'forbidden',
+              `this caller is limited to scopes ${r.ctx.scopes.join(' ') || '(none)'}: the new key ` +
+                (scopes.length ? `may not have ${beyond.join(' ')}` : 'needs scopes within those'),
+            )
+        }
         const ctx = targetContext(r, body.tenant ?? null)
         if (ctx.tenant !== r.ctx.tenant) await deps.store.tenants.ensure(r.ctx, ctx.tenant)
         const key = generateApiKey()
@@ -201,7 +212,7 @@ export function adminRoutes(deps: RouteDeps): Route[] {
           name: body.name ?? `${body.role} key`,
           role: body.role as (typeof ROLES)[number],
           hash: hashApiKey(key),
-          scopes: body.scopes ?? [],
+          scopes,
           ...(body.expires_in
             ? { expiresAt: new Date(Date.now() + body.expires_in * 1000).toISOString() }
             : {}),
