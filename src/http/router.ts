@@ -99,7 +99,7 @@ export class Router {
       if (c.method !== method) continue
       const params: Record<string, string> = {}
       c.names.forEach((n, i) => {
-        params[n] = decodeURIComponent(m[i + 1]!)
+        params[n] = decodePart(m[i + 1]!)
       })
       return { route: c, params }
     }
@@ -155,4 +155,13 @@ export function makeRouteRequest(
   maxBodyBytes: number,
 ): RouteRequest {
   return new LazyRouteRequest(req, res, url, params, ctx, maxBodyBytes)
+}
+
+/** A path parameter, percent-decoded; malformed escapes (`%ZZ`, a cut UTF-8 sequence) are a 400. */
+function decodePart(raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw new GatewayError('bad_request', 'malformed percent-encoding in the request path')
+  }
 }

@@ -281,7 +281,13 @@ class LazyReply {
       if (this.sid) headers['mcp-session-id'] = this.sid
       this.res.writeHead(200, headers)
     }
-    const id = await this.events?.storeEvent(this.streamId, message as JSONRPCMessage)
+    let id: string | undefined
+    try {
+      id = await this.events?.storeEvent(this.streamId, message as JSONRPCMessage)
+    } catch {
+      // The event store failed (a database failover): sent without an id, so not resumable,
+      // rather than lost, or an unhandled rejection of the notification relay.
+    }
     if (this.res.writableEnded) return
     this.res.write(`event: message\n${id ? `id: ${id}\n` : ''}data: ${JSON.stringify(message)}\n\n`)
   }

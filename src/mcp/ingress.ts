@@ -495,10 +495,17 @@ export class McpIngress {
     for (const m of messages) {
       if (m && typeof m === 'object' && m.method === 'notifications/cancelled') {
         const p = (m.params ?? {}) as JsonObject
+        // A request id is a string or a number; an oversized one could not be a request of ours,
+        // and would overflow PostgreSQL's 8000-byte NOTIFY payload (failing the whole batch).
+        const id = p.requestId
+        if (!((typeof id === 'string' && id.length <= 200) || typeof id === 'number')) {
+          keep.push(m)
+          continue
+        }
         const message = {
           jsonrpc: '2.0',
           method: 'notifications/cancelled',
-          params: { requestId: p.requestId ?? null, reason: String(p.reason ?? 'cancelled').slice(0, 200) },
+          params: { requestId: id, reason: String(p.reason ?? 'cancelled').slice(0, 200) },
         }
         this.shared!.notifier.publish(
           SIGNAL_CHANNEL,

@@ -76,6 +76,17 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
     await up?.close()
   })
 
+  it('malformed percent-encoding in the path → 400 before authentication, not a 500', async () => {
+    for (const path of ['/mcp/%ZZ', '/v1/runs/%E0%A4']) {
+      const res = await fetch(gw.url + path)
+      expect(res.status, path).toBe(400)
+      expect((await res.json()).error).toMatchObject({
+        code: 'bad_request',
+        message: 'malformed percent-encoding in the request path',
+      })
+    }
+  })
+
   it('malformed JSON → 400 with JSON-RPC parse error -32700', async () => {
     const res = await post('{"jsonrpc": "2.0", "id": 1, "method": ')
     expect(res.status).toBe(400)

@@ -25,6 +25,7 @@ describe('Router', () => {
     expect(shadowed).toMatchObject({ route: { summary: 'param first' }, params: { id: 'new' } })
     expect(router.match('POST', '/v1/keys/new')).toMatchObject({ route: { summary: 'literal' }, params: {} })
     expect(router.match('GET', '/v1/keys/a%2Fb')).toMatchObject({ params: { id: 'a/b' } })
+    expect(() => router.match('GET', '/v1/keys/%ZZ')).toThrow('malformed percent-encoding')
   })
 
   it("matches literal parts literally (a '.' is not any character)", () => {

@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { LocalNotifier, NOTIFY_CHANNELS, type Notifier, type NotifyChannel } from '../../runs/notifier.js'
 
+/** PostgreSQL's NOTIFY payload limit (bytes, exclusive). */
+const MAX_PAYLOAD_BYTES = 8000
+
 export interface PgNotifierOptions {
   url: string
   /** Channels are namespaced by this (the store's schema), so deployments sharing a database do not hear each other. */
@@ -83,9 +86,17 @@ export class PgNotifier implements Notifier {
     const payloads: string[] = []
     for (const [ch, ids] of pending)
       for (const id of ids) {
+        const payload = `${this.self} ${id}`
+        // PostgreSQL refuses a payload of 8000 bytes or more, and with it the whole statement:
+        // one oversized signal must not cost the others.
+        if (Buffer.byteLength(payload) >= MAX_PAYLOAD_BYTES) {
+          this.o.onError?.(new Error(`notification on ${ch} over ${MAX_PAYLOAD_BYTES} bytes dropped`))
+          continue
+        }
         channels.push(this.prefix + ch)
-        payloads.push(`${this.self} ${id}`)
+        payloads.push(payload)
       }
+    if (!payloads.length) return
     try {
       await client.query('SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)', [
         channels,
