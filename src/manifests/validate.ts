@@ -9,6 +9,7 @@ import {
   SPEC_SCHEMAS,
   SUPPORTED_KINDS,
   AGENT_PREFIX,
+  SecretRefSchema,
   type AgentSpec,
   type ConnectorSpec,
   type PolicySpec,
@@ -94,6 +95,8 @@ export function validateManifests(
     }
     if (kind === 'Policy')
       checkPolicy(parsed.data as PolicySpec, ctx, (path, message) => add(src.origin, path, message))
+    if (!ctx.operator)
+      checkHostReach(kind as ResourceKind, parsed.data, (path, message) => add(src.origin, path, message))
     resources.push({ kind: kind as ResourceKind, tenant, name: metadata.name, spec })
   }
   checkReferences(sources, resources, existing, issues)
@@ -115,6 +118,61 @@ function checkPolicy(
         'match.tenant applies to global policies only (spec.global: true); a policy governs its own tenant',
       )
   })
+}
+
+/**
+ * Free-form JSON a spec carries as data (agent and schedule inputs, policy argument matches): a
+ * `{ env: … }` there is a value, not a secret reference. `*` matches any key or index.
+ */
+const DATA_FIELDS: Partial<Record<ResourceKind, readonly (readonly string[])[]>> = {
+  Agent: [['input']],
+  Schedule: [['input']],
+  Policy: [['rules', '*', 'match', 'args']],
+}
+
+/**
+ * What reaches past the tenant into the gateway's host needs an operator key: `{ env: NAME }`
+ * resolves from the gateway's own environment (which holds the operator's keys), and a stdio
+ * connector runs a command as the gateway. Tenant admins use sealed values and http upstreams.
+ * (Code agents, which load a module already on the host, are not limited yet: docs/security.md.)
+ */
+function checkHostReach(
+  kind: ResourceKind,
+  spec: unknown,
+  add: (path: IssuePath, message: string) => void,
+): void {
+  if (kind === 'Connector' && (spec as ConnectorSpec).transport === 'stdio')
+    add(['spec', 'transport'], 'stdio connectors run a command on the gateway host and need an operator key')
+  for (const path of envRefPaths(spec, DATA_FIELDS[kind] ?? []))
+    add(
+      ['spec', ...path],
+      `env references need an operator key: ask an operator to seal the value (gatehouse seal) or apply this ${kind.toLowerCase()}`,
+    )
+}
+
+/**
+ * Paths of every `{ env: NAME }` secret reference in a parsed spec, wherever the schema declares a
+ * secret field (headers, env, auth tokens, client secrets, api keys), outside the data fields.
+ */
+function envRefPaths(
+  value: unknown,
+  skip: readonly (readonly string[])[],
+  path: (string | number)[] = [],
+  out: (string | number)[][] = [],
+): (string | number)[][] {
+  if (skip.some((s) => s.length === path.length && s.every((k, i) => k === '*' || k === String(path[i]))))
+    return out
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => envRefPaths(v, skip, [...path, i], out))
+  } else if (value !== null && typeof value === 'object') {
+    const ref = SecretRefSchema.safeParse(value)
+    if (ref.success) {
+      if ('env' in ref.data) out.push(path)
+      return out
+    }
+    for (const [k, v] of Object.entries(value)) envRefPaths(v, skip, [...path, k], out)
+  }
+  return out
 }
 
 /** A code agent's module must be an existing .js/.mjs/.cjs/.ts/.mts file at an absolute path. */

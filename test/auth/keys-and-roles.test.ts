@@ -425,7 +425,7 @@ describe('tenants', () => {
       `apiVersion: gatehouse/v1
 kind: Connector
 metadata: { name: intruder, tenant: default }
-spec: { transport: stdio, command: node }
+spec: { transport: http, url: "http://127.0.0.1:1/mcp" }
 `,
       acmeAdmin.key,
     )
@@ -452,9 +452,11 @@ spec: { transport: stdio, command: node }
 
   describe('MCP isolation', () => {
     beforeAll(async () => {
+      // stdio connectors need an operator key (test/auth/operator-only-manifests.test.ts): the
+      // operator applies acx in acme, which audits it in acme
       const r = await gw.api(
         'POST',
-        '/v1/admin/manifests',
+        '/v1/admin/manifests?tenant=acme',
         `apiVersion: gatehouse/v1
 kind: Connector
 metadata: { name: acx }
@@ -463,7 +465,6 @@ spec:
   command: "${process.execPath}"
   args: ["${FIXTURE}", "--stdio"]
 `,
-        acmeAdmin.key,
       )
       expect(r.status, JSON.stringify(r.body)).toBe(200)
       expect(r.body.applied).toEqual([

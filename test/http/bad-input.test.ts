@@ -80,7 +80,7 @@ describe('bad input gets the spec error and the gateway keeps serving', () => {
     for (const path of ['/mcp/%ZZ', '/v1/runs/%E0%A4']) {
       const res = await fetch(gw.url + path)
       expect(res.status, path).toBe(400)
-      expect((await res.json()).error).toMatchObject({
+      expect(((await res.json()) as { error: unknown }).error).toMatchObject({
         code: 'bad_request',
         message: 'malformed percent-encoding in the request path',
       })

@@ -483,4 +483,73 @@ spec: { cron: "* * * * *", agent: stored, input: [1] }
     expect(bad).toMatch(/#6 spec\.input: /)
     expect(bad).not.toMatch(/agent stored does not exist/)
   })
+
+  it('refuses env references and stdio connectors to non-operators, by path; data fields may hold { env }', () => {
+    const flex = resolve('test/fixtures/agents/flex.mjs')
+    const yaml = `apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: up, tenant: acme }
+spec:
+  transport: http
+  url: https://up.example/mcp
+  headers: { x-plain: v, x-sealed: { sealed: "gh1.abcd.xyz" }, x-env: { env: GATEHOUSE_ADMIN_KEY } }
+  auth: { type: static, token: { env: GATEHOUSE_MASTER_KEY } }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: gh, tenant: acme }
+spec:
+  transport: http
+  url: https://gh.example/mcp
+  auth: { type: oauth2, provider: github, client_id: Iv1.x, client_secret: { env: GH_SECRET } }
+---
+apiVersion: gatehouse/v1
+kind: Connector
+metadata: { name: local, tenant: acme }
+spec: { transport: stdio, command: cat, args: [admin.key], env: { TOKEN: { env: T }, S: { sealed: "gh1.abcd.xyz" } } }
+---
+apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: remote, tenant: acme }
+spec: { type: a2a, url: "https://a2a.example", headers: { authorization: { env: A2A_TOKEN } } }
+---
+apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: model, tenant: acme }
+spec: { type: llm, base_url: "https://llm.example/v1", model: m, api_key: { env: OPENAI_API_KEY } }
+---
+apiVersion: gatehouse/v1
+kind: Agent
+metadata: { name: flex, tenant: acme }
+spec:
+  type: code
+  module: "${flex}"
+  input: { type: object, properties: { target: { type: object, default: { env: prod } } } }
+---
+apiVersion: gatehouse/v1
+kind: Schedule
+metadata: { name: nightly, tenant: acme }
+spec: { cron: "@daily", agent: flex, input: { env: prod } }
+---
+apiVersion: gatehouse/v1
+kind: Policy
+metadata: { name: p, tenant: acme }
+spec: { rules: [{ match: { tool: deploy, args: { env: prod } }, decision: deny }] }
+`
+    const env = (kind: string) =>
+      `env references need an operator key: ask an operator to seal the value (gatehouse seal) or apply this ${kind}`
+    const { issues, resources } = problems(yaml, acmeAdmin)
+    expect(issues).toEqual([
+      `m.yaml#1 spec.auth.token: ${env('connector')}`,
+      `m.yaml#1 spec.headers.x-env: ${env('connector')}`,
+      `m.yaml#2 spec.auth.client_secret: ${env('connector')}`,
+      'm.yaml#3 spec.transport: stdio connectors run a command on the gateway host and need an operator key',
+      `m.yaml#3 spec.env.TOKEN: ${env('connector')}`,
+      `m.yaml#4 spec.headers.authorization: ${env('agent')}`,
+      `m.yaml#5 spec.api_key: ${env('agent')}`,
+    ])
+    // the apply is refused whole (applyManifests throws on any issue); operators keep both
+    expect(resources).toHaveLength(8)
+    expect(problems(yaml, op).issues).toEqual([])
+  })
 })
