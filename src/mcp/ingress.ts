@@ -798,7 +798,7 @@ function toWebRequest(req: IncomingMessage, signal: AbortSignal): Request {
 }
 
 /** Writes a Web Response to node: buffered for JSON, streamed for SSE. */
-async function send(res: ServerResponse, response: Response): Promise<void> {
+export async function send(res: ServerResponse, response: Response): Promise<void> {
   const headers: Record<string, string> = {}
   response.headers.forEach((v, k) => {
     headers[k] = v
@@ -811,16 +811,33 @@ async function send(res: ServerResponse, response: Response): Promise<void> {
     res.writeHead(response.status, headers)
     res.flushHeaders()
     const reader = response.body.getReader()
-    res.on('close', () => void reader.cancel().catch(() => {}))
+    const stop = () => void reader.cancel().catch(() => {})
+    // The client may have gone before this runs (the response was built after awaits): 'close'
+    // has then fired already and will not again, so cancel the stream now, or it (and the SSE
+    // tail feeding it) would live as long as the session.
+    if (res.destroyed || res.socket?.destroyed !== false) stop()
+    else res.on('close', stop)
     try {
       for (;;) {
         const { done, value } = await reader.read()
         if (done) break
-        if (!res.write(value)) await new Promise((r) => res.once('drain', r))
+        // A write the socket cannot take waits for 'drain', or for the close that never drains.
+        if (!res.write(value))
+          await new Promise<void>((r) => {
+            const go = () => {
+              res.off('drain', go)
+              res.off('close', go)
+              r()
+            }
+            res.on('drain', go)
+            res.on('close', go)
+          })
+        if (res.destroyed) break
       }
     } catch {
       // client went away
     }
+    stop()
     res.end()
     return
   }
