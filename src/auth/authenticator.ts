@@ -37,6 +37,11 @@ export class Authenticator {
   private readonly oidc: OidcVerifier | undefined
   private readonly cache: LRUCache<string, ApiKeyRecord | false>
   private readonly negativeTtlMs: number
+  /**
+   * Bumped by invalidate(): a store lookup that was in flight across it read the keys as they
+   * were before (a revocation it must not outlive), so its answer is read again and not cached.
+   */
+  private generation = 0
 
   constructor({
     keys,
@@ -90,17 +95,27 @@ export class Authenticator {
 
   /** Forget cached decisions (after a key is revoked or created). */
   invalidate(): void {
+    this.generation++
     this.cache.clear()
   }
 
   /**
    * Cached by the token itself (it is in this process's memory for the request anyway), so a
-   * hit costs no hashing; the store only ever sees the hash.
+   * hit costs no hashing; the store only ever sees the hash. A lookup that an invalidate() overtook
+   * (a key revoked while the store was answering) is read once more, so that revocation holds for
+   * this request too, and its answer is cached only if no invalidate() overtook it either.
    */
   private async lookup(token: string): Promise<ApiKeyRecord | undefined> {
     const cached = this.cache.get(token)
     if (cached !== undefined) return cached || undefined
-    const record = await this.keys.lookupByHash(hashApiKey(token))
+    const hash = hashApiKey(token)
+    let generation = this.generation
+    let record = await this.keys.lookupByHash(hash)
+    if (generation !== this.generation) {
+      generation = this.generation
+      record = await this.keys.lookupByHash(hash)
+    }
+    if (generation !== this.generation) return record
     if (record) this.cache.set(token, record)
     else this.cache.set(token, false, { ttl: this.negativeTtlMs })
     return record

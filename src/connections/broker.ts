@@ -7,10 +7,12 @@ import { sha256Hex } from '../hash.js'
 import type { Logger } from '../log.js'
 import { isBrokered, type ConnectorSpec, type OAuth2Auth } from '../manifests/schema.js'
 import { createGuardedAgent } from '../net/ssrf.js'
+import { canonicalResource } from '../oauth/discovery.js'
 import {
   OAuthClient,
   OAuthError,
   parseBearerChallenge,
+  PROVIDER_PRESETS,
   type RegisteredClient,
   type TokenSet,
 } from '../oauth/index.js'
@@ -47,6 +49,11 @@ interface Sealed {
   t: string
   r?: string
   i?: string
+  /**
+   * The upstream the tokens were obtained for (`upstreamOf` the connector when the user
+   * connected); absent on connections made before it was recorded.
+   */
+  u?: string
 }
 
 /** What the credential stage attaches to a call: the CallerCredential plus which row it came from. */
@@ -93,6 +100,8 @@ export interface BeginResult {
 export class TokenBroker implements CredentialBroker {
   private readonly clients = new Map<string, { spec: ConnectorSpec; client: OAuthClient }>()
   private readonly refreshing = new Map<string, Promise<{ rec: ConnectionRecord; tokens: Sealed }>>()
+  /** The issuer each connector spec's OAuth client resolved to (see `resolvedIssuer`). */
+  private readonly issuers = new WeakMap<ConnectorSpec, Promise<string>>()
   private readonly guarded: Dispatcher
 
   constructor(private readonly o: BrokerOptions) {
@@ -152,7 +161,7 @@ export class TokenBroker implements CredentialBroker {
     if (!rec) throw this.required(call.ctx, connector, undefined, `connect your ${connector} account`)
     const fresh =
       rec.version !== cred.version
-        ? { rec, tokens: await this.open(rec) }
+        ? { rec, tokens: await this.bound(call.ctx, connector, spec, rec) }
         : await this.refresh(call.ctx, connector, spec, rec, true)
     call.credential = credentialOf(call.ctx, fresh.rec, fresh.tokens)
     call.headers.authorization = `Bearer ${fresh.tokens.a}`
@@ -172,6 +181,7 @@ export class TokenBroker implements CredentialBroker {
     const rec = await this.o.store.connections.find(ctx.tenant, connectionUser(ctx), connector)
     if (!rec)
       throw this.required(ctx, connector, undefined, `connect your ${connector} account to use its tools`)
+    const tokens = await this.bound(ctx, connector, spec, rec)
     const missing = needed.filter((s) => !rec.scopes.includes(s))
     if (missing.length)
       throw this.required(
@@ -180,7 +190,7 @@ export class TokenBroker implements CredentialBroker {
         union(rec.scopes, needed),
         `this tool needs ${connector} access your connection does not grant (${missing.join(' ')}): reconnect to grant it`,
       )
-    const fresh = await this.usable(ctx, connector, spec, rec)
+    const fresh = this.expiring(rec) ? await this.refresh(ctx, connector, spec, rec, false) : { rec, tokens }
     return credentialOf(ctx, fresh.rec, fresh.tokens)
   }
 
@@ -262,6 +272,7 @@ export class TokenBroker implements CredentialBroker {
     const stateId = sha256Hex(state)
     const scopes = opts.scopes?.length ? opts.scopes : defaultScopes(spec, auth)
     const started = await client.begin({ state, ...(scopes.length ? { scopes } : {}) })
+    const upstream = upstreamOf(spec)
     const now = Date.now()
     await this.o.store.connections.putState({
       id: stateId,
@@ -270,7 +281,11 @@ export class TokenBroker implements CredentialBroker {
       connector,
       sealedVerifier: seal(
         this.o.masterKeys[0]!,
-        JSON.stringify({ v: started.codeVerifier, b: sha256Hex(binding) }),
+        JSON.stringify({
+          v: started.codeVerifier,
+          b: sha256Hex(binding),
+          ...(upstream ? { u: upstream } : {}),
+        }),
         stateAad(stateId),
       ),
       redirectUri: this.redirectUri(),
@@ -306,11 +321,13 @@ export class TokenBroker implements CredentialBroker {
         'bad_request',
         'unknown, expired or already used connect state: start again from the connect link',
       )
-    let inner: { v: string; b: string }
+    /** PKCE verifier, sha256 of the browser binding, the upstream the flow was started for. */
+    let inner: { v: string; b: string; u?: string }
     try {
       inner = JSON.parse(unseal(this.o.masterKeys, rec.sealedVerifier, stateAad(stateId))) as {
         v: string
         b: string
+        u?: string
       }
     } catch {
       throw new GatewayError('bad_request', 'the stored connect state does not open (altered): start again')
@@ -327,6 +344,13 @@ export class TokenBroker implements CredentialBroker {
         'this browser did not start this connection (its connect cookie is missing or different): start again from the connect link in this browser',
       )
     const spec = this.oauthSpec(rec.tenant, rec.connector)
+    // As the client's issuer check below: tokens asked for one upstream are not kept for another.
+    const upstream = inner.u ?? upstreamOf(spec)
+    if (upstream !== upstreamOf(spec))
+      throw new GatewayError(
+        'bad_request',
+        `connector ${rec.connector} was changed to point at another server after this connection was started: start again from a new connect link`,
+      )
     const client = this.client(rec.tenant, rec.connector, spec)
     const tokens = await client.finish({
       callbackUrl,
@@ -335,7 +359,7 @@ export class TokenBroker implements CredentialBroker {
       issuer: rec.issuer,
       ...(rec.resource ? { resource: rec.resource } : {}),
     })
-    const record = await this.store(rec, tokens)
+    const record = await this.store(rec, tokens, upstream)
     return { record, stateId, ...(rec.returnTo ? { returnTo: rec.returnTo } : {}) }
   }
 
@@ -346,11 +370,18 @@ export class TokenBroker implements CredentialBroker {
     if (spec?.auth?.type === 'oauth2') {
       try {
         const t = await this.open(rec)
-        revoked =
-          (await this.client(rec.tenant, rec.connector, spec).revoke({
-            accessToken: t.a,
-            ...(t.r ? { refreshToken: t.r } : {}),
-          })) === 'revoked'
+        const moved = await this.moved(rec.connector, spec, rec, t, true)
+        if (moved)
+          this.o.logger.info(
+            { tenant: rec.tenant, connector: rec.connector, connection: rec.id },
+            'the connector now points elsewhere: its tokens are not sent there to be revoked',
+          )
+        else
+          revoked =
+            (await this.client(rec.tenant, rec.connector, spec).revoke({
+              accessToken: t.a,
+              ...(t.r ? { refreshToken: t.r } : {}),
+            })) === 'revoked'
       } catch (err) {
         this.o.logger.warn(
           { tenant: rec.tenant, connector: rec.connector, connection: rec.id, err: (err as Error).message },
@@ -380,11 +411,15 @@ export class TokenBroker implements CredentialBroker {
 
   // ---- internals ------------------------------------------------------------------------------
 
-  private async store(state: OAuthStateRecord, tokens: TokenSet): Promise<ConnectionRecord> {
+  private async store(
+    state: OAuthStateRecord,
+    tokens: TokenSet,
+    upstream: string | undefined,
+  ): Promise<ConnectionRecord> {
     const id = randomUUID()
     const sealed = await this.seal(
       { tenant: state.tenant, userId: state.userId, connector: state.connector, id },
-      { a: tokens.accessToken, t: tokens.tokenType, r: tokens.refreshToken, i: tokens.idToken },
+      { a: tokens.accessToken, t: tokens.tokenType, r: tokens.refreshToken, i: tokens.idToken, u: upstream },
     )
     const { record, replaced } = await this.o.store.connections.save({
       id,
@@ -413,6 +448,8 @@ export class TokenBroker implements CredentialBroker {
     if (spec?.auth?.type !== 'oauth2') return
     try {
       const t = await this.open(rec)
+      // A grant made with another server than the connector's current one is not sent to it.
+      if (await this.moved(rec.connector, spec, rec, t, true)) return
       await this.client(rec.tenant, rec.connector, spec).revoke({
         accessToken: t.a,
         ...(t.r ? { refreshToken: t.r } : {}),
@@ -504,6 +541,9 @@ export class TokenBroker implements CredentialBroker {
     }
     let fresh: TokenSet
     try {
+      // The refresh token goes to the connector's authorization server as it resolves now.
+      const moved = await this.moved(connector, spec, claimed, old, true)
+      if (moved) throw this.required(ctx, connector, undefined, moved)
       fresh = await this.client(claimed.tenant, connector, spec).refresh(old.r, {
         ...(claimed.scopes.length ? { scopes: claimed.scopes } : {}),
       })
@@ -533,6 +573,7 @@ export class TokenBroker implements CredentialBroker {
       t: fresh.tokenType,
       ...((fresh.refreshToken ?? old.r) ? { r: fresh.refreshToken ?? old.r } : {}),
       ...((fresh.idToken ?? old.i) ? { i: fresh.idToken ?? old.i } : {}),
+      ...(old.u ? { u: old.u } : {}),
     }
     const sealed = await this.seal(claimed, tokens)
     const rec = await conns.update(claimed.id, claimed.version, {
@@ -561,16 +602,76 @@ export class TokenBroker implements CredentialBroker {
     }
   }
 
-  /** The connection's tokens, refreshed first when they are about to expire. */
-  private usable(
+  /** The connection's tokens (if it still belongs to the connector), refreshed first when they are about to expire. */
+  private async usable(
     ctx: CallContext,
     connector: string,
     spec: ConnectorSpec,
     rec: ConnectionRecord,
   ): Promise<{ rec: ConnectionRecord; tokens: Sealed }> {
-    return this.expiring(rec)
-      ? this.refresh(ctx, connector, spec, rec, false)
-      : this.open(rec).then((tokens) => ({ rec, tokens }))
+    const tokens = await this.bound(ctx, connector, spec, rec)
+    return this.expiring(rec) ? this.refresh(ctx, connector, spec, rec, false) : { rec, tokens }
+  }
+
+  /**
+   * The connection's tokens, when it still belongs to the connector as it is now; otherwise
+   * `connection_required`. A token is for the upstream (RFC 8707 resource) and the authorization
+   * server it was obtained from: when an admin re-applies the connector pointing at another
+   * `url`, `base_url` or issuer, its users' tokens are not sent there (token passthrough), they
+   * connect again. The row is kept: the grant is not known to be dead (a re-apply pointing back
+   * makes it usable again), only grants the provider refused are forgotten, and connecting again
+   * replaces it.
+   */
+  private async bound(
+    ctx: CallContext,
+    connector: string,
+    spec: ConnectorSpec,
+    rec: ConnectionRecord,
+  ): Promise<Sealed> {
+    const tokens = await this.open(rec)
+    const moved = await this.moved(connector, spec, rec, tokens, false)
+    if (moved) throw this.required(ctx, connector, undefined, moved)
+    return tokens
+  }
+
+  /**
+   * Why the connection does not belong to the connector's spec any more, or undefined. The issuer
+   * is compared where the manifest settles it; a discovered one (named by the upstream's resource
+   * metadata) is resolved when `resolve` (before tokens go to the authorization server), and for a
+   * connection that recorded no upstream (where it is the only evidence left).
+   */
+  private async moved(
+    connector: string,
+    spec: ConnectorSpec,
+    rec: ConnectionRecord,
+    tokens: Sealed,
+    resolve: boolean,
+  ): Promise<string | undefined> {
+    const elsewhere = `${connector} was changed to use another server than the one your connection was made for: connect again`
+    if (tokens.u !== undefined && tokens.u !== upstreamOf(spec)) return elsewhere
+    const issuer = configuredIssuer(spec)
+    if (issuer !== undefined) return issuerKey(rec.provider) === issuer ? undefined : elsewhere
+    if (!resolve && tokens.u !== undefined) return undefined
+    const now = await this.resolvedIssuer(rec.tenant, connector, spec)
+    return issuerKey(rec.provider) === issuerKey(now) ? undefined : elsewhere
+  }
+
+  /**
+   * The issuer the connector's OAuth client resolves to (discovery, once per spec). The client
+   * keeps its resolution to itself; `begin` returns it, and past the resolution it only makes a
+   * throwaway PKCE verifier and URL: nothing is stored or sent.
+   */
+  private resolvedIssuer(tenant: string, connector: string, spec: ConnectorSpec): Promise<string> {
+    let p = this.issuers.get(spec)
+    if (!p) {
+      p = this.client(tenant, connector, spec)
+        .begin({ state: 'issuer-check' })
+        .then((b) => b.issuer)
+      // a failed discovery is not kept: the next use tries again
+      p.catch(() => this.issuers.delete(spec))
+      this.issuers.set(spec, p)
+    }
+    return p
   }
 
   private expiring(rec: ConnectionRecord): boolean {
@@ -610,9 +711,7 @@ export class TokenBroker implements CredentialBroker {
     if (cached && cached.spec === spec) return cached.client
     const auth = spec.auth as OAuth2Auth
     const where = `connector ${connector} auth`
-    const provider =
-      auth.provider ??
-      (spec.transport === 'builtin' ? BUILTIN_CONNECTORS[spec.builtin]?.oauth.provider : undefined)
+    const provider = providerOf(spec, auth)
     const metadataUrl = this.clientMetadataUrl()
     const aad = (issuer: string) => oauthClientAad({ tenant, connector, issuer })
     const client = new OAuthClient({
@@ -667,6 +766,48 @@ export class TokenBroker implements CredentialBroker {
     })
     this.clients.set(k, { spec, client })
     return client
+  }
+}
+
+function providerOf(spec: ConnectorSpec, auth: OAuth2Auth): string | undefined {
+  return (
+    auth.provider ??
+    (spec.transport === 'builtin' ? BUILTIN_CONNECTORS[spec.builtin]?.oauth.provider : undefined)
+  )
+}
+
+/**
+ * Where a connector sends its users' access tokens: the MCP server (its URL as an RFC 8707
+ * resource) or a builtin's API (its base URL; the default when unset).
+ */
+function upstreamOf(spec: ConnectorSpec): string | undefined {
+  if (spec.transport === 'http') return canonicalResource(new URL(spec.url))
+  if (spec.transport === 'builtin')
+    return `builtin:${spec.builtin}${spec.base_url ? ` ${canonicalResource(new URL(spec.base_url))}` : ''}`
+  return undefined
+}
+
+/**
+ * The issuer a connector's OAuth client resolves to when its manifest settles it, as
+ * OAuthClient does: `issuer` (discovery must confirm it), else the origin of the written-out or
+ * preset authorization endpoint. Undefined when the upstream names it (MCP discovery).
+ */
+function configuredIssuer(spec: ConnectorSpec): string | undefined {
+  if (spec.auth?.type !== 'oauth2') return undefined
+  const auth = spec.auth
+  if (auth.issuer) return issuerKey(auth.issuer)
+  const provider = providerOf(spec, auth)
+  const authz =
+    auth.authorization_endpoint ?? (provider ? PROVIDER_PRESETS[provider]?.authorizationEndpoint : undefined)
+  return authz ? issuerKey(new URL(authz).origin) : undefined
+}
+
+/** An issuer for comparison (RFC 8414 §3.3 ignores a trailing slash). */
+function issuerKey(issuer: string): string {
+  try {
+    return new URL(issuer).href.replace(/\/+$/, '')
+  } catch {
+    return issuer
   }
 }
 
