@@ -257,17 +257,21 @@ spec: { connectors: [dead, old] }
 
   it('passes a client cancellation on to the upstream', async () => {
     const c = await gw.client()
-    const before = Number(textOf(await c.callTool({ name: 'old__aborts', arguments: {} })))
+    const count = async (started: boolean) =>
+      Number(textOf(await c.callTool({ name: 'old__aborts', arguments: { started } })))
+    const before = await count(false)
+    const startedBefore = await count(true)
     const ac = new AbortController()
     const call = c.callTool({ name: 'old__slow', arguments: { ms: 10_000 } }, { signal: ac.signal })
-    setTimeout(() => ac.abort('user changed their mind'), 200)
+    // Cancel once the upstream runs the call (a cancellation before it is sent reaches nobody).
+    await eventually(async () => (await count(true)) === startedBefore + 1)
+    ac.abort('user changed their mind')
     await expect(call).rejects.toThrow()
-    await eventually(
-      async () => Number(textOf(await c.callTool({ name: 'old__aborts', arguments: {} }))) === before + 1,
-    )
+    await eventually(async () => (await count(false)) === before + 1)
     const row = await eventually(async () => {
       const r = await gw.api('GET', '/v1/audit?action=tool.call&limit=100')
-      return (r.body.items as any[]).find((e) => e.target === 'old/slow')
+      // Other tests call old/slow too (and finish it): this call's row is the cancelled one.
+      return (r.body.items as any[]).find((e) => e.target === 'old/slow' && e.outcome !== 'ok')
     })
     expect(row).toMatchObject({ outcome: 'cancelled', errorCode: 'cancelled' })
   })
