@@ -38,8 +38,14 @@ export interface McpIngressOptions extends Omit<HandlerDeps, 'subscriptions' | '
   maxBodyBytes: number
   /** Idle 2025-era sessions end after this long (across replicas when shared). */
   sessionIdleMs?: number
-  /** Sessions kept in this process; beyond it the least recently used tenth is closed here (a shared session is rebuilt on its next request). */
+  /**
+   * Sessions kept in this process. Beyond it, idle sessions are closed first, then the least
+   * recently used tenth of the principal holding the most (a shared session is rebuilt on its
+   * next request): one caller opening sessions in a loop evicts its own, not other tenants'.
+   */
   maxSessions?: number
+  /** Sessions one principal may hold in this process (default a tenth of maxSessions); its oldest goes first. */
+  maxSessionsPerOwner?: number
   /** Seal 2025-era session ids (the first key seals; all open). Replicas must share them. */
   masterKeys: readonly MasterKey[]
   /**
@@ -136,6 +142,9 @@ export class McpIngress {
   private readonly reaper: NodeJS.Timeout
   private readonly idleMs: number
   private readonly maxSessions: number
+  private readonly maxSessionsPerOwner: number
+  /** Sessions held by each principal (`ownerOf`), for the limits above. */
+  private readonly owners = new Map<string, number>()
   private readonly fast: FastPath
   private readonly parking = new Parking()
   private readonly deps: HandlerDeps
@@ -153,6 +162,7 @@ export class McpIngress {
   constructor(private readonly opts: McpIngressOptions) {
     this.idleMs = opts.sessionIdleMs ?? 30 * 60_000
     this.maxSessions = opts.maxSessions ?? 10_000
+    this.maxSessionsPerOwner = opts.maxSessionsPerOwner ?? Math.max(1, Math.floor(this.maxSessions / 10))
     this.reaper = setInterval(() => this.reap(), Math.min(this.idleMs, 60_000))
     this.reaper.unref()
     this.deps = { ...opts, parking: this.parking }
@@ -296,7 +306,7 @@ export class McpIngress {
     if (request.method !== 'POST' || !isInitializeRequest(parsed)) {
       return rpcError(400, -32000, 'Bad Request: no valid Mcp-Session-Id (send initialize first)')
     }
-    if (this.sessions.size >= this.maxSessions) this.reap(true)
+    this.makeRoom(ownerOf(ctx))
     const now = Date.now()
     const { id, claims } = this.ids.issue(scope.tenant, ownerOf(ctx), scope.server, parsed, now)
     if (this.shared) {
@@ -333,6 +343,7 @@ export class McpIngress {
       retryInterval: 1000,
       maxRequestBodySize: this.opts.maxBodyBytes,
       onsessioninitialized: () => {
+        if (!this.sessions.has(id)) this.owners.set(session.owner, (this.owners.get(session.owner) ?? 0) + 1)
         this.sessions.set(id, session)
         this.byKey.set(claims.k, session)
       },
@@ -447,7 +458,7 @@ export class McpIngress {
   private async rebuild(sid: string, claims: SessionClaims, ctx: CallContext): Promise<Session | undefined> {
     const now = Date.now()
     if (!(await this.shared!.store.touch(refOf(claims), now, now + this.ttlMs))) return undefined
-    if (this.sessions.size >= this.maxSessions) this.reap(true)
+    this.makeRoom(claims.o)
     const scope: Scope = { tenant: claims.t, ...(claims.s !== undefined ? { server: claims.s } : {}) }
     const s = this.createSession(sid, claims, scope, now)
     const events = s.events as SharedSessionEvents
@@ -740,21 +751,34 @@ export class McpIngress {
     const s = this.sessions.get(id)
     if (!s) return
     this.sessions.delete(id)
+    const held = (this.owners.get(s.owner) ?? 1) - 1
+    if (held > 0) this.owners.set(s.owner, held)
+    else this.owners.delete(s.owner)
     if (this.byKey.get(s.claims.k) === s) this.byKey.delete(s.claims.k)
   }
 
-  /** Closes idle sessions; under pressure, also the least recently used tenth. */
-  private reap(pressure = false): void {
+  /** Before a session of `owner` opens: its own limit, then the process's (see the options). */
+  private makeRoom(owner: string): void {
+    if ((this.owners.get(owner) ?? 0) >= this.maxSessionsPerOwner) this.evict(owner, 1)
+    if (this.sessions.size < this.maxSessions) return
+    this.reap()
+    if (this.sessions.size < this.maxSessions) return
+    let most: string | undefined
+    let count = 0
+    for (const [o, n] of this.owners) if (n > count) [most, count] = [o, n]
+    if (most !== undefined) this.evict(most, Math.ceil(count / 10))
+  }
+
+  /** Closes the `n` least recently used sessions of `owner`. */
+  private evict(owner: string, n: number): void {
+    const mine = [...this.sessions.values()].filter((s) => s.owner === owner)
+    for (const s of mine.sort((a, b) => a.lastSeen - b.lastSeen).slice(0, n)) this.drop(s)
+  }
+
+  /** Closes idle sessions. */
+  private reap(): void {
     const now = Date.now()
-    const victims = [...this.sessions.values()].filter((s) => now - s.lastSeen > this.idleMs)
-    if (pressure && victims.length === 0) {
-      victims.push(
-        ...[...this.sessions.values()]
-          .sort((a, b) => a.lastSeen - b.lastSeen)
-          .slice(0, Math.ceil(this.sessions.size / 10)),
-      )
-    }
-    for (const s of victims) this.drop(s)
+    for (const s of [...this.sessions.values()]) if (now - s.lastSeen > this.idleMs) this.drop(s)
   }
 }
 
