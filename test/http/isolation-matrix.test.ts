@@ -293,13 +293,14 @@ const TABLE: Record<string, Case[]> = {
       name: 'create a key in the own tenant',
       kind: 'any',
       ok: 201,
-      req: () => ({ path: '/v1/admin/keys', body: { role: 'member' } }),
+      // With scopes: a scope-checked caller may only mint keys within its own.
+      req: () => ({ path: '/v1/admin/keys', body: { role: 'member', scopes: ['mcp'] } }),
     },
     {
       name: 'create a key in tenant acme by name',
       kind: 'tenant',
       ok: 201,
-      req: () => ({ path: '/v1/admin/keys', body: { role: 'member', tenant: 'acme' } }),
+      req: () => ({ path: '/v1/admin/keys', body: { role: 'member', tenant: 'acme', scopes: ['mcp'] } }),
     },
   ],
   'GET /v1/admin/keys': [
@@ -1147,8 +1148,11 @@ spec:
     key: erinKey,
     value: {},
   })
-  const erinApiKey = (await as('otherTenantAdmin', 'POST', '/v1/admin/keys', { role: 'member' })).id
-  const acmeApiKey = (await as('admin', 'POST', '/v1/admin/keys', { role: 'member' })).id
+  // Erin's token is scope-checked: a key she mints must stay within her scopes.
+  const erinApiKey = (
+    await as('otherTenantAdmin', 'POST', '/v1/admin/keys', { role: 'member', scopes: ['mcp'] })
+  ).id
+  const acmeApiKey = (await as('admin', 'POST', '/v1/admin/keys', { role: 'member', scopes: ['mcp'] })).id
   const acmeSecret = (await as('admin', 'GET', '/v1/admin/webhook-secret')).secret
   const globexSecret = (await as('otherTenantAdmin', 'GET', '/v1/admin/webhook-secret')).secret
   secrets.push(

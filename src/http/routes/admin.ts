@@ -193,6 +193,7 @@ export function adminRoutes(deps: RouteDeps): Route[] {
       summary: 'create an API key (shown once)',
       handler: async (r) => {
         const body = await r.json(KeyBody)
+        const ctx = targetContext(r, body.tenant ?? null)
         const scopes = body.scopes ?? []
         // A caller limited by scopes cannot mint a key reaching further: no scopes means none.
         if (r.ctx.scopesEnforced) {
@@ -204,7 +205,6 @@ export function adminRoutes(deps: RouteDeps): Route[] {
                 (scopes.length ? `may not have ${beyond.join(' ')}` : 'needs scopes within those'),
             )
         }
-        const ctx = targetContext(r, body.tenant ?? null)
         if (ctx.tenant !== r.ctx.tenant) await deps.store.tenants.ensure(r.ctx, ctx.tenant)
         const key = generateApiKey()
         const rec = await deps.store.keys.create(ctx, {
