@@ -4,9 +4,10 @@ import type { ConnectorSpec } from '../manifests/schema.js'
 import type { SecretResolver } from '../vault/secrets.js'
 import { HttpTransport, LEGACY, MODERN, SessionExpiredError, type Era } from './http.js'
 import {
-  INTERNAL_ERROR,
   UpstreamAuthRejected,
+  UpstreamHttpStatus,
   UpstreamRpcError,
+  UpstreamTimeout,
   UpstreamUnavailableError,
   type JsonObject,
   type RequestOptions,
@@ -70,11 +71,7 @@ function listenFilter(caps: JsonObject): JsonObject {
   return f
 }
 
-/** Made by the transports, not answered by the upstream (src/upstream/http.ts, stdio.ts). */
-const TIMED_OUT = /^upstream did not answer within /
 const CANCELLED = -32800
-/** A body that is not JSON-RPC, reported by HttpTransport as -32603 with its HTTP status. */
-const BARE_HTTP_STATUS = /^upstream answered HTTP (\d{3})\b/
 const UNSUPPORTED_PROTOCOL_VERSION = -32022
 
 /**
@@ -85,11 +82,8 @@ const UNSUPPORTED_PROTOCOL_VERSION = -32022
  */
 function showsLegacyEra(err: unknown): boolean {
   if (!(err instanceof UpstreamRpcError) || err instanceof UpstreamAuthRejected) return false
-  if ((err.code === -32001 && TIMED_OUT.test(err.message)) || err.code === CANCELLED) return false
-  if (err.code === INTERNAL_ERROR) {
-    const status = BARE_HTTP_STATUS.exec(err.message)?.[1]
-    return status === '400' || status === '404' || status === '405'
-  }
+  if (err instanceof UpstreamTimeout || err.code === CANCELLED) return false
+  if (err instanceof UpstreamHttpStatus) return err.status === 400 || err.status === 404 || err.status === 405
   if (err.code === UNSUPPORTED_PROTOCOL_VERSION) {
     const supported = (err.data as JsonObject | undefined)?.supported
     return !(Array.isArray(supported) && supported.includes(MODERN))

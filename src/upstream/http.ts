@@ -7,7 +7,9 @@ import { Slots } from '../slots.js'
 import {
   answerServerRequest,
   UpstreamAuthRejected,
+  UpstreamHttpStatus,
   UpstreamRpcError,
+  UpstreamTimeout,
   UpstreamUnavailableError,
   type CallHooks,
   type JsonObject,
@@ -126,13 +128,7 @@ export class HttpTransport implements RpcTransport {
     if (method === 'initialize') this.initializeId = id
     const aborter = new CallAborter(id)
     const timer = setTimeout(
-      () =>
-        this.cancel(
-          id,
-          aborter,
-          new UpstreamRpcError(-32001, `upstream did not answer within ${ro.timeoutMs} ms`),
-          `timed out after ${ro.timeoutMs} ms`,
-        ),
+      () => this.cancel(id, aborter, new UpstreamTimeout(ro.timeoutMs), `timed out after ${ro.timeoutMs} ms`),
       ro.timeoutMs,
     )
     const onAbort = () =>
@@ -330,10 +326,7 @@ export class HttpTransport implements RpcTransport {
     const msg = parseMessage(text)
     if (msg && (msg.result !== undefined || msg.error)) return settle(msg)
     if (res.statusCode >= 500) throw new UpstreamUnavailableError(`upstream answered HTTP ${res.statusCode}`)
-    throw new UpstreamRpcError(
-      -32603,
-      `upstream answered HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200)}` : ''}`,
-    )
+    throw new UpstreamHttpStatus(res.statusCode, text)
   }
 
   /**

@@ -29,6 +29,23 @@ export class UpstreamRpcError extends Error {
   }
 }
 
+/** The call's deadline passed before the upstream answered (made by the transports, not sent by an upstream). */
+export class UpstreamTimeout extends UpstreamRpcError {
+  constructor(timeoutMs: number) {
+    super(-32001, `upstream did not answer within ${timeoutMs} ms`)
+  }
+}
+
+/** An HTTP answer below 500 that carries no JSON-RPC message; `status` says which. */
+export class UpstreamHttpStatus extends UpstreamRpcError {
+  constructor(
+    readonly status: number,
+    text: string,
+  ) {
+    super(INTERNAL_ERROR, `upstream answered HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`)
+  }
+}
+
 /**
  * The upstream refused the caller's credentials: HTTP 401 (token invalid, expired or revoked) or
  * 403 (for example `insufficient_scope`). `challenge` is its WWW-Authenticate header, if any.

@@ -5,6 +5,7 @@ import { Slots } from '../slots.js'
 import {
   answerServerRequest,
   UpstreamRpcError,
+  UpstreamTimeout,
   UpstreamUnavailableError,
   type CallHooks,
   type JsonObject,
@@ -142,11 +143,7 @@ export class StdioTransport implements RpcTransport {
           new UpstreamRpcError(-32800, 'request cancelled'),
         )
       const timer = setTimeout(
-        () =>
-          cancelUpstream(
-            'timeout',
-            new UpstreamRpcError(-32001, `upstream did not answer within ${opts.timeoutMs} ms`),
-          ),
+        () => cancelUpstream('timeout', new UpstreamTimeout(opts.timeoutMs)),
         opts.timeoutMs,
       )
       if (opts.signal?.aborted) return onAbort()
