@@ -128,12 +128,11 @@ export class HttpTransport implements RpcTransport {
     if (method === 'initialize') this.initializeId = id
     const aborter = new CallAborter(id)
     const timer = setTimeout(
-      () => this.cancel(id, aborter, new UpstreamTimeout(ro.timeoutMs), `timed out after ${ro.timeoutMs} ms`),
+      () => this.cancel(aborter, new UpstreamTimeout(ro.timeoutMs), `timed out after ${ro.timeoutMs} ms`),
       ro.timeoutMs,
     )
     const onAbort = () =>
       this.cancel(
-        id,
         aborter,
         new UpstreamRpcError(-32800, 'request cancelled'),
         String(ro.signal?.reason ?? 'cancelled'),
@@ -162,10 +161,17 @@ export class HttpTransport implements RpcTransport {
    * Streamable HTTP, closing the request's response stream is the cancellation, and no
    * notification is expected (spec 2026-07-28, transports/streamable-http, "Cancellation").
    */
-  private cancel(id: number, aborter: Aborter, err: Error, reason: string): void {
+  private cancel(aborter: CallAborter, err: Error, reason: string): void {
     if (aborter.reason) return
     aborter.abort(err)
-    if (this.opts.era === LEGACY && id !== this.initializeId) void this.post(cancelled(id, reason))
+    const note = this.cancellation(aborter, reason)
+    if (note) void this.post(note)
+  }
+
+  /** The `notifications/cancelled` an ended call owes its upstream: 2025 era, never `initialize`. */
+  private cancellation(aborter: CallAborter, reason: string): RpcMessage | undefined {
+    if (this.opts.era !== LEGACY || aborter.id === this.initializeId) return undefined
+    return { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: aborter.id, reason } }
   }
 
   async notify(method: string, params?: JsonObject): Promise<void> {
@@ -198,9 +204,7 @@ export class HttpTransport implements RpcTransport {
     lastId: string | undefined,
   ): Promise<Dispatcher.ResponseData> {
     if (this.opts.era === LEGACY) {
-      const headers = this.headersFor('', undefined, undefined)
-      headers.accept = 'text/event-stream'
-      if (lastId !== undefined) headers['last-event-id'] = lastId
+      const headers = this.streamHeaders(lastId)
       return this.pool.request({ path: this.path, method: 'GET', headers, signal, bodyTimeout: 0 })
     }
     const body = JSON.stringify({
@@ -238,8 +242,8 @@ export class HttpTransport implements RpcTransport {
     for (const aborter of [...this.inflight.values()]) {
       if (aborter.reason) continue
       aborter.abort(gone)
-      if (this.opts.era === LEGACY && aborter.id !== this.initializeId)
-        told.push(this.deliver(cancelled(aborter.id, 'connection closed'), CLOSE_GRACE_MS))
+      const note = this.cancellation(aborter, 'connection closed')
+      if (note) told.push(this.deliver(note, CLOSE_GRACE_MS))
     }
     await Promise.all(told)
     if (this.opts.era === LEGACY && this.sessionId) {
@@ -398,10 +402,16 @@ export class HttpTransport implements RpcTransport {
     }
   }
 
-  private async resume(lastId: string, aborter: Aborter): Promise<Readable> {
+  /** Headers of a GET for a 2025 session's SSE stream, resumed after `lastId` when given. */
+  private streamHeaders(lastId: string | undefined): Record<string, string> {
     const headers = this.headersFor('', undefined, undefined)
     headers.accept = 'text/event-stream'
-    headers['last-event-id'] = lastId
+    if (lastId !== undefined) headers['last-event-id'] = lastId
+    return headers
+  }
+
+  private async resume(lastId: string, aborter: Aborter): Promise<Readable> {
+    const headers = this.streamHeaders(lastId)
     let res: UpstreamReply
     try {
       res = await send(this.pool, { path: this.path, method: 'GET', headers }, this.maxResponseBytes, aborter)
@@ -533,10 +543,6 @@ async function* sseEvents(body: AsyncIterable<Buffer>, parser: SseParser): Async
   for await (const chunk of body) yield* parser.push(text.write(chunk))
   yield* parser.push(text.end())
   yield* parser.end()
-}
-
-function cancelled(requestId: number, reason: string): RpcMessage {
-  return { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } }
 }
 
 function settle(msg: RpcMessage): JsonObject {
