@@ -100,8 +100,6 @@ export interface BeginResult {
 export class TokenBroker implements CredentialBroker {
   private readonly clients = new Map<string, { spec: ConnectorSpec; client: OAuthClient }>()
   private readonly refreshing = new Map<string, Promise<{ rec: ConnectionRecord; tokens: Sealed }>>()
-  /** The issuer each connector spec's OAuth client resolved to (see `resolvedIssuer`). */
-  private readonly issuers = new WeakMap<ConnectorSpec, Promise<string>>()
   private readonly guarded: Dispatcher
 
   constructor(private readonly o: BrokerOptions) {
@@ -181,6 +179,7 @@ export class TokenBroker implements CredentialBroker {
     const rec = await this.o.store.connections.find(ctx.tenant, connectionUser(ctx), connector)
     if (!rec)
       throw this.required(ctx, connector, undefined, `connect your ${connector} account to use its tools`)
+    // Bound first: a connection made for another server is not described by its scopes.
     const tokens = await this.bound(ctx, connector, spec, rec)
     const missing = needed.filter((s) => !rec.scopes.includes(s))
     if (missing.length)
@@ -190,7 +189,7 @@ export class TokenBroker implements CredentialBroker {
         union(rec.scopes, needed),
         `this tool needs ${connector} access your connection does not grant (${missing.join(' ')}): reconnect to grant it`,
       )
-    const fresh = this.expiring(rec) ? await this.refresh(ctx, connector, spec, rec, false) : { rec, tokens }
+    const fresh = await this.usable(ctx, connector, spec, rec, tokens)
     return credentialOf(ctx, fresh.rec, fresh.tokens)
   }
 
@@ -602,14 +601,18 @@ export class TokenBroker implements CredentialBroker {
     }
   }
 
-  /** The connection's tokens (if it still belongs to the connector), refreshed first when they are about to expire. */
+  /**
+   * The connection's tokens (if it still belongs to the connector), refreshed first when they are
+   * about to expire. `tokens`: already opened and checked by `bound`.
+   */
   private async usable(
     ctx: CallContext,
     connector: string,
     spec: ConnectorSpec,
     rec: ConnectionRecord,
+    tokens?: Sealed,
   ): Promise<{ rec: ConnectionRecord; tokens: Sealed }> {
-    const tokens = await this.bound(ctx, connector, spec, rec)
+    tokens ??= await this.bound(ctx, connector, spec, rec)
     return this.expiring(rec) ? this.refresh(ctx, connector, spec, rec, false) : { rec, tokens }
   }
 
@@ -652,26 +655,9 @@ export class TokenBroker implements CredentialBroker {
     const issuer = configuredIssuer(spec)
     if (issuer !== undefined) return issuerKey(rec.provider) === issuer ? undefined : elsewhere
     if (!resolve && tokens.u !== undefined) return undefined
-    const now = await this.resolvedIssuer(rec.tenant, connector, spec)
+    // The client per spec resolves once (a failed discovery is tried again next time).
+    const now = await this.client(rec.tenant, connector, spec).issuer()
     return issuerKey(rec.provider) === issuerKey(now) ? undefined : elsewhere
-  }
-
-  /**
-   * The issuer the connector's OAuth client resolves to (discovery, once per spec). The client
-   * keeps its resolution to itself; `begin` returns it, and past the resolution it only makes a
-   * throwaway PKCE verifier and URL: nothing is stored or sent.
-   */
-  private resolvedIssuer(tenant: string, connector: string, spec: ConnectorSpec): Promise<string> {
-    let p = this.issuers.get(spec)
-    if (!p) {
-      p = this.client(tenant, connector, spec)
-        .begin({ state: 'issuer-check' })
-        .then((b) => b.issuer)
-      // a failed discovery is not kept: the next use tries again
-      p.catch(() => this.issuers.delete(spec))
-      this.issuers.set(spec, p)
-    }
-    return p
   }
 
   private expiring(rec: ConnectionRecord): boolean {

@@ -149,6 +149,11 @@ export class OAuthClient {
     }
   }
 
+  /** The issuer this client resolves to (discovery and registration the first time, as `begin`). */
+  async issuer(): Promise<string> {
+    return (await this.resolve()).issuer
+  }
+
   /** Validates the callback (state, `iss` when advertised, error parameters) and exchanges the code. */
   async finish(input: FinishInput): Promise<TokenSet> {
     const r = await this.resolve()
